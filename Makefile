@@ -1,0 +1,42 @@
+# estat-lake: two commands on a fresh machine.
+#   make demo   install, then run every sample partition offline through Dagster
+#   make test   install, then run the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export ESTAT_LAKE_HOME ?= $(CURDIR)/.estat-lake
+export DAGSTER_HOME    := $(ESTAT_LAKE_HOME)/dagster
+DEV_PORT ?= 3000
+
+.PHONY: install demo test lint dev validate bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/estat-lake demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+validate: install
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster definitions validate -m estat_assets.definitions
+
+dev: install
+	DEV_PORT=$(DEV_PORT) bash scripts/dev.sh
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(ESTAT_LAKE_HOME)

@@ -1,0 +1,479 @@
+"""The e-Stat API v3 client (JSON endpoints) on httpx.
+
+Why it looks like this:
+- ``RESULT.STATUS`` is checked on every response, because e-Stat reports errors with HTTP 200.
+- Pages are planned from ``TOTAL_NUMBER`` and fetched concurrently (bounded, rate-limited), each one
+  verified against the request and the first page, and handed to a sink as raw bytes as it arrives,
+  so memory is bounded by the pages in flight and raw storage stays byte-exact.
+- Only what can succeed later is retried (HTTP 5xx/429, timeouts, resets, STATUS 2xx, damaged
+  bodies); STATUS 1xx fails at once with e-Stat's own message.
+- The ``appId`` never appears in logs, errors or returned parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from estat_assets.estat.errors import (
+    EStatError,
+    EStatHttpError,
+    EStatResponseError,
+    InvalidDatasetIdError,
+    PageMismatchError,
+    TableRepublishedError,
+    error_for_status,
+)
+from estat_assets.estat.models import TableInfo, TableMetadata, parse_meta_info
+from estat_assets.estat.redact import public_params, redact, silence_http_loggers
+from estat_assets.estat.shape import as_dict, as_list, root_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.e-stat.go.jp/rest/3.0/app/json"
+MAX_PAGE_ROWS = 100_000
+STATUS_OK = 0
+STATUS_NO_DATA = 1
+STATUS_NO_DATA_BULK = 2
+_DATASET_ID = re.compile(r"^\d{10}$")
+
+
+def check_dataset_id(stats_data_id: str) -> str:
+    """Refuse ids that cannot be e-Stat table ids before spending a request on them."""
+    if not isinstance(stats_data_id, str) or not _DATASET_ID.match(stats_data_id):
+        raise InvalidDatasetIdError(f"{stats_data_id!r} is not a valid statsDataId")
+    return stats_data_id
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """Exponential backoff with full jitter, capped; ``Retry-After`` wins when e-Stat sends it."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    restarts: int = 2  # whole-table restarts when pages disagree (republished table)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+class RateLimiter:
+    """A global minimum spacing between request starts, shared by all worker threads."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self._interval = 0.0 if not per_second else 1.0 / per_second
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            time.sleep(start - now)
+
+
+@dataclass(frozen=True)
+class Response:
+    """One e-Stat response: the bytes exactly as received and the parsed body under its root."""
+
+    raw: bytes
+    root: str
+    body: dict[str, Any]
+    status: int
+
+    @property
+    def date(self) -> str | None:
+        return as_dict(self.body.get("RESULT")).get("DATE")
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """What a getStatsData page says about itself."""
+
+    total: int
+    from_number: int | None
+    to_number: int | None
+    next_key: int | None
+    rows: int
+    updated_date: str | None
+    overall_total: int | None
+
+
+def page_info(response: Response) -> PageInfo:
+    """Read RESULT_INF, TABLE_INF and the VALUE count of a getStatsData page."""
+    data = as_dict(response.body.get("STATISTICAL_DATA"))
+    result = as_dict(data.get("RESULT_INF"))
+    table = TableInfo.parse(data.get("TABLE_INF"))
+
+    def num(key: str) -> int | None:
+        v = result.get(key)
+        return None if v in (None, "") else int(v)
+
+    rows = len(as_list(as_dict(data.get("DATA_INF")).get("VALUE")))
+    return PageInfo(
+        total=num("TOTAL_NUMBER") or 0,
+        from_number=num("FROM_NUMBER"),
+        to_number=num("TO_NUMBER"),
+        next_key=num("NEXT_KEY"),
+        rows=rows,
+        updated_date=table.updated_date,
+        overall_total=table.overall_total_number,
+    )
+
+
+class PageSink(Protocol):
+    """Where fetched pages go (raw storage). ``reset`` discards everything of a failed attempt."""
+
+    def write_page(self, page_no: int, raw: bytes) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class MemorySink:
+    """A sink that keeps pages in memory (tests, the CLI)."""
+
+    pages: dict[int, bytes] = field(default_factory=dict)
+
+    def write_page(self, page_no: int, raw: bytes) -> None:
+        self.pages[page_no] = raw
+
+    def reset(self) -> None:
+        self.pages.clear()
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A complete, verified table fetch."""
+
+    stats_data_id: str
+    params: dict[str, str]  # public: without the appId
+    total_number: int
+    pages: int
+    rows: int
+    updated_date: str | None
+    overall_total_number: int | None
+    first_date: str | None
+    restarts: int
+    requests: int
+
+
+ProgressFn = Callable[[int, int, int], None]  # (pages_done, rows_done, total_rows)
+
+
+class EStatClient:
+    """Synchronous, thread-safe client. Use as a context manager or call ``close()``."""
+
+    def __init__(
+        self,
+        app_id: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeout: float = 60.0,
+        lang: str = "J",
+        page_size: int = MAX_PAGE_ROWS,
+        concurrency: int = 4,
+        rate_limit: float | None = None,
+        retry: RetryConfig | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not app_id:
+            raise EStatError(
+                "no e-Stat appId configured", hint="set ESTAT_APP_ID (or use the local emulator)"
+            )
+        silence_http_loggers()
+        self._app_id = app_id
+        self.base_url = base_url.rstrip("/")
+        self.lang = lang
+        self.page_size = max(1, min(page_size, MAX_PAGE_ROWS))
+        self.concurrency = max(1, concurrency)
+        self.retry = retry or RetryConfig()
+        self._limiter = RateLimiter(rate_limit)
+        self._sleep = sleep
+        self._requests = 0
+        self._count_lock = threading.Lock()
+        self._http = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept-Encoding": "gzip", "User-Agent": "estat-lake/0.1"},
+            limits=httpx.Limits(max_connections=self.concurrency + 2),
+        )
+
+    def __enter__(self) -> EStatClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    @property
+    def requests_made(self) -> int:
+        return self._requests
+
+    # ---- one request -------------------------------------------------------------------
+
+    def _once(self, endpoint: str, params: dict[str, Any]) -> Response:
+        """One HTTP request, classified into a Response or a typed error (never chained)."""
+        query = {"appId": self._app_id, "lang": self.lang, **params}
+        url = f"{self.base_url}/{endpoint}"
+        self._limiter.wait()
+        with self._count_lock:
+            self._requests += 1
+        error: EStatError | None = None
+        try:
+            resp = self._http.get(url, params=query)
+            raw = resp.content
+        except httpx.TimeoutException as exc:
+            error = EStatHttpError(f"{endpoint}: timed out ({type(exc).__name__})", retryable=True)
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            msg = redact(str(exc), self._app_id) or type(exc).__name__
+            error = EStatHttpError(f"{endpoint}: connection failed: {msg}", retryable=True)
+        if error is not None:
+            raise error
+        if resp.status_code == 429 or resp.status_code >= 500:
+            retry_after = _retry_after(resp.headers.get("Retry-After"))
+            raise EStatHttpError(
+                f"{endpoint}: HTTP {resp.status_code}", retryable=True, retry_after=retry_after
+            )
+        if resp.status_code >= 400:
+            raise EStatHttpError(f"{endpoint}: HTTP {resp.status_code}", retryable=False)
+        try:
+            document = orjson.loads(raw)
+            root, body = root_of(document)
+            status = int(as_dict(body.get("RESULT")).get("STATUS"))
+        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            error = EStatResponseError(
+                f"{endpoint}: response of {len(raw)} bytes is not valid e-Stat JSON "
+                f"({type(exc).__name__}: {redact(str(exc), self._app_id)[:120]})"
+            )
+        if error is not None:
+            raise error
+        if status >= 100:
+            msg = str(as_dict(body.get("RESULT")).get("ERROR_MSG", ""))
+            raise error_for_status(status, redact(msg, self._app_id), endpoint=endpoint)
+        return Response(raw=raw, root=root, body=body, status=status)
+
+    def request(self, endpoint: str, params: dict[str, Any]) -> Response:
+        """One logical request with retries for what can succeed later."""
+        attempt = 0
+        while True:
+            try:
+                return self._once(endpoint, params)
+            except EStatError as exc:
+                attempt += 1
+                if not exc.retryable or attempt >= self.retry.attempts:
+                    raise
+                delay = self.retry.delay(attempt - 1, getattr(exc, "retry_after", None))
+                log.warning(
+                    "e-Stat %s failed (%s); retry %d/%d in %.1fs",
+                    endpoint,
+                    exc.message,
+                    attempt,
+                    self.retry.attempts - 1,
+                    delay,
+                )
+                self._sleep(delay)
+
+    # ---- endpoints ---------------------------------------------------------------------
+
+    def get_meta_info(self, stats_data_id: str) -> tuple[TableMetadata, Response]:
+        """getMetaInfo: the table's description and every axis with its codes."""
+        check_dataset_id(stats_data_id)
+        resp = self.request("getMetaInfo", {"statsDataId": stats_data_id})
+        return parse_meta_info({resp.root: resp.body}), resp
+
+    def iter_stats_list(self, **filters: Any) -> Iterator[TableInfo]:
+        """getStatsList, all pages: ``statsCode``, ``searchWord``, ``updatedDate``, ..."""
+        start = 1
+        while True:
+            resp = self.request(
+                "getStatsList", {**filters, "startPosition": start, "limit": self.page_size}
+            )
+            if resp.status != STATUS_OK:
+                return
+            data = as_dict(resp.body.get("DATALIST_INF"))
+            for node in as_list(data.get("TABLE_INF")):
+                yield TableInfo.parse(node)
+            next_key = as_dict(data.get("RESULT_INF")).get("NEXT_KEY")
+            if next_key in (None, ""):
+                return
+            start = int(next_key)
+
+    def count(self, stats_data_id: str, filters: dict[str, Any] | None = None) -> int:
+        """Rows a getStatsData request would return (``cntGetFlg=Y``), without data."""
+        check_dataset_id(stats_data_id)
+        params = {"statsDataId": stats_data_id, **(filters or {})}
+        resp = self.request("getStatsData", {**params, "cntGetFlg": "Y", "metaGetFlg": "N"})
+        if resp.status != STATUS_OK:
+            return 0
+        return page_info(resp).total
+
+    def get_page(self, stats_data_id: str, start: int, filters: dict[str, Any]) -> Response:
+        return self.request(
+            "getStatsData",
+            {
+                "statsDataId": stats_data_id,
+                **filters,
+                "startPosition": start,
+                "limit": self.page_size,
+                "metaGetFlg": "N",
+                "cntGetFlg": "N",
+            },
+        )
+
+    def fetch_table(
+        self,
+        stats_data_id: str,
+        sink: PageSink,
+        filters: dict[str, Any] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> FetchResult:
+        """Every page of a (narrowed) table into ``sink``, verified; restarts if it changes."""
+        check_dataset_id(stats_data_id)
+        filters = dict(filters or {})
+        restarts = 0
+        requests_before = self._requests
+        while True:
+            try:
+                result = self._fetch_once(stats_data_id, sink, filters, progress)
+            except PageMismatchError as exc:
+                sink.reset()
+                if restarts >= self.retry.restarts:
+                    raise
+                restarts += 1
+                log.warning("e-Stat %s: %s; restarting fetch (%d)", stats_data_id, exc, restarts)
+                continue
+            except BaseException:
+                sink.reset()
+                raise
+            return FetchResult(
+                stats_data_id=result.stats_data_id,
+                params=result.params,
+                total_number=result.total_number,
+                pages=result.pages,
+                rows=result.rows,
+                updated_date=result.updated_date,
+                overall_total_number=result.overall_total_number,
+                first_date=result.first_date,
+                restarts=restarts,
+                requests=self._requests - requests_before,
+            )
+
+    def _fetch_once(
+        self,
+        stats_data_id: str,
+        sink: PageSink,
+        filters: dict[str, Any],
+        progress: ProgressFn | None,
+    ) -> FetchResult:
+        params = public_params({"statsDataId": stats_data_id, **filters, "lang": self.lang})
+        first = self.get_page(stats_data_id, 1, filters)
+        if first.status != STATUS_OK:  # 1: no data matches; an empty table is a valid answer
+            if progress:
+                progress(0, 0, 0)
+            return FetchResult(stats_data_id, params, 0, 0, 0, None, None, first.date, 0, 0)
+        head = page_info(first)
+        starts = list(range(1, head.total + 1, self.page_size))
+        expected = {s: min(s + self.page_size - 1, head.total) for s in starts}
+        _verify_page(stats_data_id, 1, expected[1], head, head)
+        sink.write_page(1, first.raw)
+        done_pages, done_rows = 1, head.rows
+        if progress:
+            progress(done_pages, done_rows, head.total)
+        lock = threading.Lock()
+
+        def fetch(start: int) -> int:
+            resp = self.get_page(stats_data_id, start, filters)
+            if resp.status != STATUS_OK:
+                raise TableRepublishedError(
+                    f"{stats_data_id}: page at {start} came back empty (STATUS {resp.status}) "
+                    f"though TOTAL_NUMBER was {head.total}"
+                )
+            info = page_info(resp)
+            _verify_page(stats_data_id, start, expected[start], info, head)
+            sink.write_page(starts.index(start) + 1, resp.raw)
+            return info.rows
+
+        if len(starts) > 1:
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                pending = {pool.submit(fetch, s) for s in starts[1:]}
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for fut in finished:
+                        exc = fut.exception()
+                        if exc is not None:
+                            for other in pending:
+                                other.cancel()
+                            raise exc
+                        with lock:
+                            done_pages += 1
+                            done_rows += fut.result()
+                        if progress:
+                            progress(done_pages, done_rows, head.total)
+        if done_rows != head.total:
+            raise PageMismatchError(
+                f"{stats_data_id}: stored {done_rows} rows but TOTAL_NUMBER is {head.total}"
+            )
+        return FetchResult(
+            stats_data_id=stats_data_id,
+            params=params,
+            total_number=head.total,
+            pages=len(starts),
+            rows=done_rows,
+            updated_date=head.updated_date,
+            overall_total_number=head.overall_total,
+            first_date=first.date,
+            restarts=0,
+            requests=0,
+        )
+
+
+def _verify_page(dataset: str, start: int, end: int, info: PageInfo, head: PageInfo) -> None:
+    """A page must be the rows we asked for, of the same table version as the first page."""
+    if info.total != head.total or info.updated_date != head.updated_date:
+        raise TableRepublishedError(
+            f"{dataset}: page at {start} has TOTAL_NUMBER {info.total} / UPDATED_DATE "
+            f"{info.updated_date}, first page had {head.total} / {head.updated_date}"
+        )
+    if info.overall_total != head.overall_total:
+        raise TableRepublishedError(
+            f"{dataset}: OVERALL_TOTAL_NUMBER changed from {head.overall_total} to "
+            f"{info.overall_total} during the fetch"
+        )
+    if info.from_number != start or info.to_number != end:
+        raise PageMismatchError(
+            f"{dataset}: asked for rows {start}-{end}, got {info.from_number}-{info.to_number}"
+        )
+    if info.rows != end - start + 1:
+        raise PageMismatchError(
+            f"{dataset}: page {start}-{end} claims {end - start + 1} rows but has {info.rows}"
+        )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

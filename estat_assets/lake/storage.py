@@ -1,0 +1,69 @@
+"""One file API over a local folder and ``s3://``, with writes that are all-or-nothing.
+
+Local writes go to a temporary sibling and are renamed into place (atomic on POSIX); an S3 PUT is
+atomic by itself. Readers therefore never see half a manifest or half a Parquet file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from upath import UPath
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A root (``/abs/dir`` or ``s3://bucket/prefix``) and the fsspec options to reach it."""
+
+    root: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.root or self.root.startswith("file://")
+
+    def path(self, *parts: str) -> UPath:
+        base = UPath(self.root, **self.options) if not self.is_local else UPath(self._local())
+        return base.joinpath(*parts) if parts else base
+
+    def _local(self) -> str:
+        return self.root.removeprefix("file://")
+
+    def uri(self, *parts: str) -> str:
+        """A printable location (no credentials)."""
+        return str(self.path(*parts))
+
+    def write_bytes(self, path: UPath, data: bytes) -> None:
+        if self.is_local:
+            local = Path(str(path))
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, local)
+        else:
+            path.write_bytes(data)
+
+    def read_bytes(self, path: UPath) -> bytes:
+        return path.read_bytes()
+
+    def exists(self, path: UPath) -> bool:
+        return path.exists()
+
+    def remove_tree(self, path: UPath) -> None:
+        if self.is_local:
+            shutil.rmtree(str(path), ignore_errors=True)
+        elif path.exists():
+            path.fs.rm(path.path, recursive=True)
+
+    def list_dirs(self, path: UPath) -> list[UPath]:
+        if not path.exists():
+            return []
+        return [p for p in path.iterdir() if p.is_dir()]

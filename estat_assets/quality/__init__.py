@@ -1,0 +1,1 @@
+"""Pandera schemas and the pure check functions behind the Dagster asset checks."""
