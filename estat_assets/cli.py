@@ -35,7 +35,14 @@ def _print_table(table, max_rows: int = 50) -> None:
     from tabulate import tabulate
 
     rows = table.slice(0, max_rows).to_pylist()
-    print(tabulate([list(r.values()) for r in rows], headers=table.column_names, tablefmt="github"))
+    print(
+        tabulate(
+            [list(r.values()) for r in rows],
+            headers=table.column_names,
+            tablefmt="github",
+            floatfmt=".12g",
+        )
+    )
     if table.num_rows > max_rows:
         print(f"... {table.num_rows - max_rows} more rows")
 

@@ -21,6 +21,8 @@ from estat_assets.estat.client import EStatClient
 from estat_assets.estat.slicing import time_filter, year_slices
 from estat_assets.settings import LocalPaths
 
+# Console logs of in-process runs: warnings and errors only (the UI has the full event log).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
 
 
@@ -92,13 +94,16 @@ class MaterializeReport:
         return [o for o in self.outcomes if not o.success]
 
 
-def materialize_slice(defs: dg.Definitions, instance: dg.DagsterInstance, s: Slice) -> RunOutcome:
+def materialize_slice(
+    defs: dg.Definitions, instance: dg.DagsterInstance, s: Slice, quiet: bool = True
+) -> RunOutcome:
     """One real run of the domain job for one partition, recorded in ``instance``."""
     job = defs.resolve_job_def(job_name(s.domain))
     result = job.execute_in_process(
         partition_key=str(partition_key(s.dataset_id, s.year)),
         instance=instance,
         raise_on_error=False,
+        run_config=QUIET if quiet else None,
     )
     evaluations = result.get_asset_check_evaluations()
     rows = None

@@ -25,8 +25,10 @@ class EStatResource(dg.ConfigurableResource):
     page_size: int = 100_000
 
     def client(self) -> EStatClient:
+        # Outside a run (the CLI) the field may still be an unresolved EnvVar.
+        app_id = self.app_id.get_value() if isinstance(self.app_id, dg.EnvVar) else self.app_id
         return EStatClient(
-            self.app_id,
+            app_id or "",
             self.base_url,
             timeout=self.timeout_seconds,
             concurrency=self.concurrency,

@@ -66,7 +66,7 @@ class DuckDBEngine:
                     raise QueryError(f"no table {ns}.{name}; tables: {known}") from None
                 con.register(name, data)
             try:
-                return con.execute(to_duckdb(sql, dialect)).to_arrow_table()
+                return con.sql(to_duckdb(sql, dialect)).to_arrow_table()
             except duckdb.Error as exc:
                 raise QueryError(f"query failed: {exc}") from None
         finally:
