@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from estat_assets.definitions import build_definitions
-from estat_assets.defs import assets as assets_module
+from estat_assets.defs import conformed as assets_module
 from estat_assets.defs.jobs import job_name
 from estat_assets.defs.partitions import partition_key, register
 from estat_assets.defs.resources import build_resources
