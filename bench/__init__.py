@@ -1,0 +1,1 @@
+"""Benchmarks: run by ``make bench`` (``python -m bench``); they print figures, tests never time."""
