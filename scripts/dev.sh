@@ -15,4 +15,4 @@ done
 export ESTAT_API_URL="http://127.0.0.1:$PORT/rest/3.0/app/json"
 "$BIN/estat-lake" register
 echo "Dagster UI: http://127.0.0.1:${DEV_PORT:-3000}  (Ctrl-C stops the UI and the emulator)"
-"$BIN/dagster" dev -m estat_assets.definitions -h 127.0.0.1 -p "${DEV_PORT:-3000}"
+"$BIN/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "${DEV_PORT:-3000}"
