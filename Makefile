@@ -8,7 +8,7 @@ export ESTAT_LAKE_HOME ?= $(CURDIR)/.estat-lake
 export DAGSTER_HOME    := $(ESTAT_LAKE_HOME)/dagster
 DEV_PORT ?= 3000
 
-.PHONY: install demo test lint dev validate bench clean
+.PHONY: install demo test lint dev validate bench ui-check clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ dev: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# UI smoke test (not part of `make test`): webserver + daemon, a GraphQL backfill, screenshots in
+# docs/. Needs Debian's chromium (installed here if missing).
+ui-check: install
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python scripts/ui_check.py
 
 clean:
 	rm -rf $(ESTAT_LAKE_HOME)

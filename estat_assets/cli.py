@@ -157,7 +157,8 @@ def _run_slices(instance, slices, label: str = "") -> list:
         print(
             f"{label}[{i}/{len(slices)}] {s.domain} {s.dataset_id}|{s.year}: "
             f"{outcome.rows_written if outcome.rows_written is not None else '-'} rows, "
-            f"checks {outcome.checks_passed} passed / {outcome.checks_failed} failed — {status}",
+            f"checks {outcome.checks_passed} passed / {outcome.checks_warned} warned / "
+            f"{outcome.checks_failed} failed — {status}",
             flush=True,
         )
     return outcomes
@@ -182,11 +183,21 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0 if all(o.success for o in outcomes) else 1
 
 
-def lake_summary(slices) -> tuple[list[list], list[str]]:
-    """Per domain table: partitions, rows in Iceberg vs rows e-Stat serves."""
-    import pyarrow.compute as pc
+def _slice_counts(catalog, identifier) -> dict[tuple[str, int], int]:
+    """Rows per (dataset_id, year) of an Iceberg table; {} when the table does not exist."""
+    from estat_assets.lake.quarantine import table_exists
 
+    if not table_exists(catalog, identifier):
+        return {}
+    data = catalog.load_table(identifier).scan(selected_fields=("dataset_id", "year")).to_arrow()
+    counts = data.group_by(["dataset_id", "year"]).aggregate([([], "count_all")])
+    return {(r["dataset_id"], r["year"]): r["count_all"] for r in counts.to_pylist()}
+
+
+def lake_summary(slices) -> tuple[list[list], list[str]]:
+    """Per domain table: partitions, rows in Iceberg (+ quarantined) vs rows e-Stat serves."""
     from estat_assets.defs.resources import build_resources
+    from estat_assets.lake.quarantine import quarantine_name
 
     iceberg = build_resources("local")["iceberg"]
     catalog = iceberg.catalog()
@@ -196,23 +207,22 @@ def lake_summary(slices) -> tuple[list[list], list[str]]:
         expected = {
             (s.dataset_id, int(s.year)): s.expected_rows for s in slices if s.domain == domain
         }
-        data = (
-            catalog.load_table(iceberg.identifier(domain))
-            .scan(selected_fields=("dataset_id", "year"))
-            .to_arrow()
-        )
-        counts = data.group_by(["dataset_id", "year"]).aggregate([([], "count_all")])
-        actual = {(r["dataset_id"], r["year"]): r["count_all"] for r in counts.to_pylist()}
+        actual = _slice_counts(catalog, iceberg.identifier(domain))
+        held = _slice_counts(catalog, iceberg.identifier(quarantine_name(domain)))
         for key, n in expected.items():
-            if actual.get(key, 0) != n:
-                problems.append(f"{domain} {key}: lake has {actual.get(key, 0)}, e-Stat serves {n}")
-        datasets = sorted({k[0] for k in actual})
+            stored = actual.get(key, 0) + held.get(key, 0)
+            if stored != n:
+                problems.append(
+                    f"{domain} {key}: lake has {actual.get(key, 0)} + {held.get(key, 0)} "
+                    f"quarantined, e-Stat serves {n}"
+                )
         rows.append(
             [
                 f"{iceberg.namespace}.{domain}",
-                len(datasets),
+                len({k[0] for k in actual}),
                 len(actual),
-                int(pc.sum(counts.column("count_all")).as_py() or 0),
+                sum(actual.values()),
+                sum(held.values()),
                 sum(expected.values()),
             ]
         )
@@ -243,17 +253,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rows, problems = lake_summary(slices)
     checks_passed = sum(o.checks_passed for o in outcomes)
     checks_failed = sum(o.checks_failed for o in outcomes)
+    checks_warned = sum(o.checks_warned for o in outcomes)
     print("\nSummary")
     print(
         tabulate(
             rows,
-            headers=["table", "datasets", "partitions", "rows in lake", "rows e-Stat serves"],
+            headers=[
+                "table",
+                "datasets",
+                "partitions",
+                "rows in lake",
+                "quarantined",
+                "rows e-Stat serves",
+            ],
             tablefmt="github",
         )
     )
     print(
         f"runs: {len(outcomes)} ({sum(not o.success for o in outcomes)} failed); "
-        f"asset checks: {checks_passed} passed, {checks_failed} failed"
+        f"asset checks: {checks_passed} passed, {checks_warned} warned, {checks_failed} failed"
     )
     iceberg = build_resources("local")["iceberg"]
     print("\nAnalytics (Trino SQL on DuckDB): largest 総面積 in the latest year, synthetic values")

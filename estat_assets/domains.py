@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from estat_assets.conform.rules import SemanticRule, parse_rules
 from estat_assets.estat.client import check_dataset_id
 
 _DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -23,6 +24,11 @@ class DomainSpec:
     datasets: tuple[str, ...] = ()
     surveys: tuple[str, ...] = ()
     rules: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def semantic_rules(self) -> tuple[SemanticRule, ...]:
+        """``rules.semantic_columns``: which axis (by its CLASS_OBJ name) feeds which column."""
+        return parse_rules(self.rules, where=f"domains.yaml: domain {self.name}: rules")
 
 
 def parse_domains(document: dict[str, Any]) -> tuple[DomainSpec, ...]:
@@ -43,13 +49,17 @@ def parse_domains(document: dict[str, Any]) -> tuple[DomainSpec, ...]:
                 raise ValueError(f"domains.yaml: domain {name}: {exc}") from None
         if len(set(datasets)) != len(datasets):
             raise ValueError(f"domains.yaml: domain {name} lists a dataset twice")
+        rules = body.get("rules") or {}
+        if not isinstance(rules, dict):
+            raise ValueError(f"domains.yaml: domain {name}: rules must be a mapping")
+        parse_rules(rules, where=f"domains.yaml: domain {name}: rules")  # fail at load, not run
         specs.append(
             DomainSpec(
                 name=str(name),
                 title=str(body.get("title") or ""),
                 datasets=datasets,
                 surveys=tuple(str(s) for s in body.get("surveys") or ()),
-                rules=dict(body.get("rules") or {}),
+                rules=dict(rules),
             )
         )
     return tuple(specs)

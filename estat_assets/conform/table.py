@@ -7,6 +7,7 @@ recognised by one regex over the whole column. Nothing loops over records in Pyt
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from estat_assets.conform.pages import read_pages
+from estat_assets.conform.pages import read_pages_notes
+from estat_assets.conform.rules import LABEL_SUFFIX, SEMANTIC_COLUMNS, SemanticRule, match_axes
 from estat_assets.conform.timecodes import parse_time_code
 from estat_assets.estat.models import TableInfo, TableMetadata, parse_classes, parse_notes
 from estat_assets.estat.shape import AXES, as_dict
@@ -45,12 +47,26 @@ TAIL_FIELDS: list[pa.Field] = [
 ]
 
 
-def conformed_schema(axes: Sequence[str] = AXES) -> pa.Schema:
-    """The conformed schema for a table with these axes (the Iceberg table uses all of them)."""
+def semantic_fields(column: str) -> list[pa.Field]:
+    return [pa.field(column, pa.string()), pa.field(f"{column}{LABEL_SUFFIX}", pa.string())]
+
+
+def conformed_schema(
+    axes: Sequence[str] = AXES, semantic: Sequence[str] = SEMANTIC_COLUMNS
+) -> pa.Schema:
+    """The conformed schema for a table with these axes and semantic columns.
+
+    The defaults (every axis, every semantic column) are the Iceberg table's schema. Semantic
+    columns come last, so a lake created before they existed gains them by appending
+    (``union_by_name``) with the same order and field ids as a fresh one.
+    """
     fields = [pa.field("dataset_id", pa.string(), nullable=False)]
     for axis in (a for a in AXES if a in set(axes)):
         fields += axis_fields(axis)
-    return pa.schema(fields + TAIL_FIELDS)
+    fields += TAIL_FIELDS
+    for column in (c for c in SEMANTIC_COLUMNS if c in set(semantic)):
+        fields += semantic_fields(column)
+    return pa.schema(fields)
 
 
 def key_columns(axes: Sequence[str]) -> list[str]:
@@ -68,6 +84,7 @@ class ConformInput:
     run_id: str = ""
     source_updated_date: str | None = None
     default_year: int | None = None
+    rules: tuple[SemanticRule, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -83,12 +100,25 @@ def _lookup(codes: pa.Array, keys: list[str], values: list[str | None]) -> pa.Ar
     return pc.take(pa.array(values, pa.string()), idx)
 
 
+def join_skip_nulls(parts: Sequence[pa.Array], sep: str) -> pa.Array:
+    """Element-wise join of string arrays, skipping nulls; null where every part is null.
+
+    Not ``binary_join_element_wise(null_handling="skip")``: pyarrow 26 drops the rows where every
+    part is null, so the result is shorter than its inputs.
+    """
+    out = parts[0]
+    for part in parts[1:]:
+        both = pc.binary_join_element_wise(out, part, sep)  # null when either is null
+        out = pc.if_else(pc.is_null(out), part, pc.if_else(pc.is_null(part), out, both))
+    return out
+
+
 def _periods(time_codes: pa.Array, default_year: int | None) -> dict[str, pa.Array]:
     """Parse each distinct time code once, broadcast to rows through the dictionary indices."""
     n = len(time_codes)
-    encoded = pc.dictionary_encode(time_codes)
-    parsed = [parse_time_code(code) for code in encoded.dictionary.to_pylist()]
-    idx = encoded.indices
+    distinct = pc.unique(time_codes)
+    parsed = [parse_time_code(code) for code in distinct.to_pylist()]
+    idx = pc.index_in(time_codes, value_set=distinct)
     years = pc.take(pa.array([p.year for p in parsed], pa.int32()), idx)
     if default_year is not None:
         years = pc.fill_null(years, pa.scalar(default_year, pa.int32()))
@@ -110,17 +140,57 @@ def _first_page_meta(page: bytes) -> tuple[TableMetadata | None, dict[str, str]]
     return meta, notes
 
 
+PAGES_PER_BATCH = 2  # pages conformed together: bounded working set, same result
+
+
 def conform_pages(pages: Sequence[bytes], inp: ConformInput) -> pa.Table:
-    """Raw getStatsData pages (bytes as e-Stat sent them) → the conformed Arrow table."""
+    """Raw getStatsData pages (bytes as e-Stat sent them) → the conformed Arrow table.
+
+    Pages are conformed a batch at a time (the working set of a batch stays in cache and is
+    freed before the next) and the batches concatenated without copying.
+    """
+    first, inp = conform_batch(pages[:PAGES_PER_BATCH], inp)
+    if len(pages) <= PAGES_PER_BATCH:
+        return first
+    # Later batches reuse the first batch's metadata and legend.
+    tables = [first] + [
+        conform_batch(pages[i : i + PAGES_PER_BATCH], inp)[0]
+        for i in range(PAGES_PER_BATCH, len(pages), PAGES_PER_BATCH)
+    ]
+    names = {n for t in tables for n in t.column_names}
+    axes = [a for a in AXES if f"{a}_code" in names]
+    schema = conformed_schema(axes, [c for c in SEMANTIC_COLUMNS if c in names])
+    return pa.concat_tables([align_to(t, schema) for t in tables])
+
+
+def align_to(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A conformed table with another (wider) conformed schema: absent columns become nulls."""
+    if table.schema.equals(schema):
+        return table
+    n = table.num_rows
+    arrays = [
+        table.column(f.name) if f.name in table.column_names else pa.nulls(n, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def conform_batch(pages: Sequence[bytes], inp: ConformInput) -> tuple[pa.Table, ConformInput]:
+    """One batch of pages → (conformed table, ``inp`` with the metadata and legend it used)."""
     metadata, notes = inp.metadata, inp.notes
+    # Parse only the attributes the table's axes imply (anything else is still inferred).
+    fields = [f"@{a}" for a in metadata.axes] + ["@unit", "@annotation"] if metadata else None
+    values, page_notes = read_pages_notes(pages, fields=fields)
+    if notes is None and page_notes is not None:
+        notes = page_notes
     if pages and (notes is None or metadata is None):
-        page_meta, page_notes = _first_page_meta(pages[0])
-        notes = page_notes if notes is None else notes
-        metadata = metadata or page_meta
+        first_meta, first_notes = _first_page_meta(pages[0])
+        notes = first_notes if notes is None else notes
+        metadata = metadata or first_meta
     notes = notes or {}
-    values = read_pages(pages)
     n = values.num_rows
-    col = {name: values.column(name).combine_chunks() for name in values.column_names}
+    # Chunked columns as they are (one chunk per page): no concatenation of 1M strings.
+    col = {name: values.column(name) for name in values.column_names}
 
     classes = {c.id: c for c in metadata.classes} if metadata else {}
     present = [a for a in AXES if a in classes or col[f"@{a}"].null_count < n]
@@ -139,6 +209,12 @@ def conform_pages(pages: Sequence[bytes], inp: ConformInput) -> pa.Table:
         if any(i.unit for i in items):
             unit_sources.append(_lookup(codes, [i.code for i in items], [i.unit for i in items]))
 
+    semantic = match_axes(inp.rules, metadata.classes) if metadata else {}
+    semantic = {c: a for c, a in semantic.items() if a in present}
+    for column, axis in semantic.items():
+        out[column] = out[f"{axis}_code"]
+        out[f"{column}{LABEL_SUFFIX}"] = out[f"{axis}_name"]
+
     time_codes = col["@time"]
     out.update(_periods(time_codes, inp.default_year))
     out["unit"] = pc.coalesce(*unit_sources) if len(unit_sources) > 1 else unit_sources[0]
@@ -150,12 +226,13 @@ def conform_pages(pages: Sequence[bytes], inp: ConformInput) -> pa.Table:
     legend = _lookup(raw, list(notes), list(notes.values()))
     cell_note = col["@annotation"]
     if cell_note.null_count < n:
-        joined = pc.binary_join_element_wise(legend, cell_note, " | ", null_handling="skip")
+        joined = join_skip_nulls([legend, cell_note], " | ")
         legend = pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
     out["annotation"] = legend
     updated = dt.date.fromisoformat(inp.source_updated_date) if inp.source_updated_date else None
     out["source_updated_date"] = _const(updated, n, pa.date32())
     out["run_id"] = _const(inp.run_id, n, pa.string())
 
-    schema = conformed_schema(present)
-    return pa.Table.from_arrays([out[f.name].cast(f.type) for f in schema], schema=schema)
+    schema = conformed_schema(present, list(semantic))
+    table = pa.Table.from_arrays([out[f.name].cast(f.type) for f in schema], schema=schema)
+    return table, dataclasses.replace(inp, metadata=metadata, notes=notes)

@@ -12,6 +12,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import re
@@ -73,20 +74,29 @@ class RetryConfig:
 class RateLimiter:
     """A global minimum spacing between request starts, shared by all worker threads."""
 
-    def __init__(self, per_second: float | None) -> None:
+    def __init__(
+        self,
+        per_second: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._interval = 0.0 if not per_second else 1.0 / per_second
         self._next = 0.0
         self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
-    def wait(self) -> None:
+    def wait(self) -> float:
+        """Block until this request may start; returns the start time it was given."""
         if not self._interval:
-            return
+            return self._clock()
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             start = max(now, self._next)
             self._next = start + self._interval
         if start > now:
-            time.sleep(start - now)
+            self._sleep(start - now)
+        return start
 
 
 @dataclass(frozen=True)
@@ -95,8 +105,9 @@ class Response:
 
     raw: bytes
     root: str
-    body: dict[str, Any]
+    body: dict[str, Any]  # for getStatsData pages: everything but DATA_INF (see scan_page)
     status: int
+    rows: int | None = None  # VALUE rows, when counted without parsing DATA_INF
 
     @property
     def date(self) -> str | None:
@@ -116,6 +127,41 @@ class PageInfo:
     overall_total: int | None
 
 
+_DATA_INF = b'"DATA_INF":'
+_VALUE = b'"VALUE":'
+_NOTE = b'"NOTE":'
+_CELL = b'"$":'
+
+
+def scan_page(raw: bytes) -> tuple[dict[str, Any], int] | None:
+    """Parse a getStatsData page cheaply: everything before ``DATA_INF``, and count its VALUEs.
+
+    A page is ``{"GET_STATS_DATA":{"RESULT":…,"PARAMETER":…,"STATISTICAL_DATA":{"RESULT_INF":…,
+    "TABLE_INF":…,"DATA_INF":{"NOTE":[…],"VALUE":[…]}}}}``. Only the head is parsed (a few kB);
+    the VALUEs are counted by their ``"$":`` keys (a key cannot occur inside a JSON string, where
+    ``"`` is escaped), and the body must end where a complete page ends, so a truncated body is
+    caught. ``None`` when the page does not have this exact shape: the caller parses it fully.
+    Pages are stored as received and fully parsed by the conform step.
+    """
+    at = raw.find(_DATA_INF)
+    if at < 0:
+        return None
+    head_bytes = raw[:at].rstrip()
+    if not head_bytes.endswith(b","):
+        return None
+    try:
+        document = orjson.loads(head_bytes[:-1] + b"}}}")
+    except orjson.JSONDecodeError:
+        return None
+    values = raw.find(_VALUE, at)
+    tail = raw[-8:].rstrip()
+    if values < 0 or raw.find(_NOTE, values) >= 0:
+        return None
+    if not (tail.endswith(b"]}}}}") or tail.endswith(b"}}}}}")):
+        return None  # cut short (or a shape we do not know): let the full parse decide
+    return document, raw.count(_CELL, values)
+
+
 def page_info(response: Response) -> PageInfo:
     """Read RESULT_INF, TABLE_INF and the VALUE count of a getStatsData page."""
     data = as_dict(response.body.get("STATISTICAL_DATA"))
@@ -126,7 +172,10 @@ def page_info(response: Response) -> PageInfo:
         v = result.get(key)
         return None if v in (None, "") else int(v)
 
-    rows = len(as_list(as_dict(data.get("DATA_INF")).get("VALUE")))
+    if response.rows is not None:
+        rows = response.rows
+    else:
+        rows = len(as_list(as_dict(data.get("DATA_INF")).get("VALUE")))
     return PageInfo(
         total=num("TOTAL_NUMBER") or 0,
         from_number=num("FROM_NUMBER"),
@@ -175,7 +224,18 @@ class FetchResult:
     requests: int
 
 
-ProgressFn = Callable[[int, int, int], None]  # (pages_done, rows_done, total_rows)
+@dataclass(frozen=True)
+class FetchProgress:
+    """How far a fetch is: pages and rows stored so far out of those planned."""
+
+    stats_data_id: str
+    pages_planned: int
+    pages_done: int
+    rows_done: int
+    total_rows: int
+
+
+ProgressFn = Callable[[FetchProgress], None]
 
 
 class EStatClient:
@@ -241,8 +301,10 @@ class EStatClient:
             self._requests += 1
         error: EStatError | None = None
         try:
-            resp = self._http.get(url, params=query)
-            raw = resp.content
+            # Streamed and joined here, so no httpx object owns the body: an httpx.Response can
+            # sit in a reference cycle until the GC runs, and with it a 10 MB page.
+            with self._http.stream("GET", url, params=query) as resp:
+                raw = b"".join(resp.iter_bytes())
         except httpx.TimeoutException as exc:
             error = EStatHttpError(f"{endpoint}: timed out ({type(exc).__name__})", retryable=True)
         except (httpx.TransportError, httpx.DecodingError) as exc:
@@ -257,8 +319,13 @@ class EStatClient:
             )
         if resp.status_code >= 400:
             raise EStatHttpError(f"{endpoint}: HTTP {resp.status_code}", retryable=False)
+        rows: int | None = None
         try:
-            document = orjson.loads(raw)
+            scanned = scan_page(raw) if endpoint == "getStatsData" else None
+            if scanned is not None:
+                document, rows = scanned
+            else:
+                document = orjson.loads(raw)
             root, body = root_of(document)
             status = int(as_dict(body.get("RESULT")).get("STATUS"))
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
@@ -271,7 +338,7 @@ class EStatClient:
         if status >= 100:
             msg = str(as_dict(body.get("RESULT")).get("ERROR_MSG", ""))
             raise error_for_status(status, redact(msg, self._app_id), endpoint=endpoint)
-        return Response(raw=raw, root=root, body=body, status=status)
+        return Response(raw=raw, root=root, body=body, status=status, rows=rows)
 
     def request(self, endpoint: str, params: dict[str, Any]) -> Response:
         """One logical request with retries for what can succeed later."""
@@ -347,15 +414,22 @@ class EStatClient:
         sink: PageSink,
         filters: dict[str, Any] | None = None,
         progress: ProgressFn | None = None,
+        *,
+        rows_hint: int | None = None,
     ) -> FetchResult:
-        """Every page of a (narrowed) table into ``sink``, verified; restarts if it changes."""
+        """Every page of a (narrowed) table into ``sink``, verified; restarts if it changes.
+
+        ``rows_hint`` (an estimate of the rows, e.g. from getMetaInfo) lets the first pages be
+        requested together with page 1 instead of after it; a guessed page beyond the real
+        ``TOTAL_NUMBER`` is ignored whatever e-Stat answered for it.
+        """
         check_dataset_id(stats_data_id)
         filters = dict(filters or {})
         restarts = 0
         requests_before = self._requests
         while True:
             try:
-                result = self._fetch_once(stats_data_id, sink, filters, progress)
+                result = self._fetch_once(stats_data_id, sink, filters, progress, rows_hint)
             except PageMismatchError as exc:
                 sink.reset()
                 if restarts >= self.retry.restarts:
@@ -366,17 +440,8 @@ class EStatClient:
             except BaseException:
                 sink.reset()
                 raise
-            return FetchResult(
-                stats_data_id=result.stats_data_id,
-                params=result.params,
-                total_number=result.total_number,
-                pages=result.pages,
-                rows=result.rows,
-                updated_date=result.updated_date,
-                overall_total_number=result.overall_total_number,
-                first_date=result.first_date,
-                restarts=restarts,
-                requests=self._requests - requests_before,
+            return dataclasses.replace(
+                result, restarts=restarts, requests=self._requests - requests_before
             )
 
     def _fetch_once(
@@ -385,67 +450,114 @@ class EStatClient:
         sink: PageSink,
         filters: dict[str, Any],
         progress: ProgressFn | None,
+        rows_hint: int | None,
     ) -> FetchResult:
         params = public_params({"statsDataId": stats_data_id, **filters, "lang": self.lang})
-        first = self.get_page(stats_data_id, 1, filters)
-        if first.status != STATUS_OK:  # 1: no data matches; an empty table is a valid answer
+        size = self.page_size
+        guessed = max(0, min(self.concurrency - 1, -(-(rows_hint or 0) // size) - 1))
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            early = {
+                s: pool.submit(self.get_page, stats_data_id, s, filters)
+                for s in range(1 + size, 1 + size * (guessed + 1), size)
+            }
+            try:
+                first = self.get_page(stats_data_id, 1, filters)
+            except BaseException:
+                for fut in early.values():
+                    fut.cancel()
+                raise
+            if first.status != STATUS_OK:  # 1: no data matches; an empty table is a valid answer
+                for fut in early.values():
+                    fut.cancel()
+                if progress:
+                    progress(FetchProgress(stats_data_id, 0, 0, 0, 0))
+                return FetchResult(stats_data_id, params, 0, 0, 0, None, None, first.date, 0, 0)
+            head = page_info(first)
+            starts = list(range(1, head.total + 1, size))
+            first_date = first.date
+            end = min(size, head.total)
+            info = _recount(first, end)
+            _verify_page(stats_data_id, 1, end, info, head)
+            sink.write_page(1, first.raw)
+            del first  # only bytes in flight are kept: the sink has them now
+            state = FetchProgress(stats_data_id, len(starts), 1, info.rows, head.total)
             if progress:
-                progress(0, 0, 0)
-            return FetchResult(stats_data_id, params, 0, 0, 0, None, None, first.date, 0, 0)
-        head = page_info(first)
-        starts = list(range(1, head.total + 1, self.page_size))
-        expected = {s: min(s + self.page_size - 1, head.total) for s in starts}
-        _verify_page(stats_data_id, 1, expected[1], head, head)
-        sink.write_page(1, first.raw)
-        done_pages, done_rows = 1, head.rows
-        if progress:
-            progress(done_pages, done_rows, head.total)
-        lock = threading.Lock()
+                progress(state)
 
-        def fetch(start: int) -> int:
-            resp = self.get_page(stats_data_id, start, filters)
-            if resp.status != STATUS_OK:
-                raise TableRepublishedError(
-                    f"{stats_data_id}: page at {start} came back empty (STATUS {resp.status}) "
-                    f"though TOTAL_NUMBER was {head.total}"
-                )
-            info = page_info(resp)
-            _verify_page(stats_data_id, start, expected[start], info, head)
-            sink.write_page(starts.index(start) + 1, resp.raw)
-            return info.rows
+            def check(start: int, resp: Response) -> int:
+                if resp.status != STATUS_OK:
+                    raise TableRepublishedError(
+                        f"{stats_data_id}: page at {start} came back empty (STATUS {resp.status})"
+                        f" though TOTAL_NUMBER was {head.total}"
+                    )
+                end = min(start + size - 1, head.total)
+                info = _recount(resp, end - start + 1)
+                _verify_page(stats_data_id, start, end, info, head)
+                sink.write_page((start - 1) // size + 1, resp.raw)
+                return info.rows
 
-        if len(starts) > 1:
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                pending = {pool.submit(fetch, s) for s in starts[1:]}
+            def fetch(start: int) -> int:
+                return check(start, self.get_page(stats_data_id, start, filters))
+
+            wanted = set(starts)
+            for start, fut in early.items():
+                if start not in wanted:  # guessed too far: whatever e-Stat said does not count
+                    fut.cancel()
+            # early pages are checked here as they land; the others in the workers
+            pending: dict[Any, tuple[int, bool]] = {
+                fut: (s, True) for s, fut in early.items() if s in wanted
+            }
+            pending.update(
+                {pool.submit(fetch, s): (s, False) for s in starts[1:] if s not in early}
+            )
+            try:
                 while pending:
-                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    finished, _ = wait(set(pending), return_when=FIRST_EXCEPTION)
                     for fut in finished:
+                        start, is_early = pending.pop(fut)
                         exc = fut.exception()
                         if exc is not None:
-                            for other in pending:
-                                other.cancel()
                             raise exc
-                        with lock:
-                            done_pages += 1
-                            done_rows += fut.result()
+                        rows = check(start, fut.result()) if is_early else fut.result()
+                        state = dataclasses.replace(
+                            state,
+                            pages_done=state.pages_done + 1,
+                            rows_done=state.rows_done + rows,
+                        )
                         if progress:
-                            progress(done_pages, done_rows, head.total)
-        if done_rows != head.total:
+                            progress(state)
+            except BaseException:
+                for other in [*pending, *early.values()]:
+                    other.cancel()
+                raise
+        if state.rows_done != head.total:
             raise PageMismatchError(
-                f"{stats_data_id}: stored {done_rows} rows but TOTAL_NUMBER is {head.total}"
+                f"{stats_data_id}: stored {state.rows_done} rows but TOTAL_NUMBER is {head.total}"
             )
         return FetchResult(
             stats_data_id=stats_data_id,
             params=params,
             total_number=head.total,
             pages=len(starts),
-            rows=done_rows,
+            rows=state.rows_done,
             updated_date=head.updated_date,
             overall_total_number=head.overall_total,
-            first_date=first.date,
+            first_date=first_date,
             restarts=0,
             requests=0,
         )
+
+
+def _recount(resp: Response, expected: int) -> PageInfo:
+    """Page info; a fast VALUE count that disagrees with what we expect is confirmed by a parse."""
+    info = page_info(resp)
+    if resp.rows is not None and info.rows != expected:
+        full = orjson.loads(resp.raw)
+        _, body = root_of(full)
+        data = as_dict(body.get("STATISTICAL_DATA"))
+        rows = len(as_list(as_dict(data.get("DATA_INF")).get("VALUE")))
+        info = dataclasses.replace(info, rows=rows)
+    return info
 
 
 def _verify_page(dataset: str, start: int, end: int, info: PageInfo, head: PageInfo) -> None:

@@ -83,11 +83,21 @@ def partition_spec(schema: Schema) -> PartitionSpec:
     )
 
 
+def _evolve(catalog: Catalog, table: Table) -> Table:
+    """Add conformed columns a table created by an older release lacks (additive, nullable)."""
+    wanted = iceberg_schema()
+    if set(wanted.column_names) - set(table.schema().column_names):
+        with table.update_schema() as update:
+            update.union_by_name(wanted)
+        table = catalog.load_table(table.name())
+    return table
+
+
 def ensure_table(catalog: Catalog, namespace: str, name: str, location: str | None = None) -> Table:
     """Load ``namespace.name``, creating namespace and table on first use (race-safe)."""
     identifier = (namespace, name)
     try:
-        return catalog.load_table(identifier)
+        return _evolve(catalog, catalog.load_table(identifier))
     except NoSuchTableError:
         pass
     try:

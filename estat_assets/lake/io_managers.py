@@ -37,9 +37,16 @@ class LakeStorage(dg.ConfigurableResource):
             if self.s3_endpoint:
                 client_kwargs["endpoint_url"] = self.s3_endpoint
             options["client_kwargs"] = client_kwargs
+            # Other runs (other processes) write the same prefixes: never trust a cached listing.
+            options["use_listings_cache"] = False
             if self.s3_access_key_id:
-                options["key"] = self.s3_access_key_id
-                options["secret"] = self.s3_secret_access_key
+                # Outside a run (CLI, tests) an EnvVar field is not resolved yet.
+                key, secret = (
+                    v.get_value() if isinstance(v, dg.EnvVar) else v
+                    for v in (self.s3_access_key_id, self.s3_secret_access_key)
+                )
+                options["key"] = key
+                options["secret"] = secret
         return Storage(self.root, options)
 
 

@@ -17,6 +17,7 @@ from estat_assets.lake.storage import Storage
 
 MANIFEST = "manifest.json"
 META_FILE = "meta.json"
+PUBLISHED_MARK = ".published"  # in a run folder: its manifest was written once
 STALE_RUN_SECONDS = 6 * 3600  # an unpublished run older than this crashed: its pages can go
 
 
@@ -45,6 +46,18 @@ class RawRunSink:
         return META_FILE
 
     def reset(self) -> None:
+        """Drop the pages of a failed fetch attempt (the client restarts from page 1).
+
+        The run's ``meta.json`` stays: it was fetched once before the pages and is still valid.
+        """
+        for name in list(self.pages.values()):
+            path = self.storage.path(*self.run_parts, name)
+            if self.storage.exists(path):
+                path.unlink()
+        self.pages.clear()
+
+    def discard(self) -> None:
+        """Remove everything this run staged (the run failed: nothing of it may be published)."""
         self.storage.remove_tree(self.storage.path(*self.run_parts))
         self.pages.clear()
 
@@ -75,12 +88,30 @@ def load_manifest(storage: Storage, domain: str, dataset_id: str, year: str) -> 
 
 
 def sweep_runs(storage: Storage, domain: str, dataset_id: str, year: str, keep: str | None) -> int:
-    """Remove runs that crashed long ago without publishing; never the published one."""
+    """After run ``keep`` published its manifest: remove the runs no manifest names any more.
+
+    ``keep`` is marked as published. Runs marked published that the *current* manifest does not
+    name were superseded (e.g. two runs of one partition published at once, each reading "no
+    previous manifest"): they go. Unmarked runs may still be fetching or about to publish; only
+    when they are older than ``STALE_RUN_SECONDS`` (a crash) do they go. The current run never.
+    The marks are listed before the manifest is read, so a run that published after the read
+    cannot be taken for a superseded one.
+    """
     runs_dir = storage.path(*partition_dir(domain, "raw", dataset_id, year), "runs")
+    if keep:
+        storage.write_bytes(runs_dir / keep / PUBLISHED_MARK, b"")
+    runs = storage.list_dirs(runs_dir)
+    published = {run.name for run in runs if storage.exists(run / PUBLISHED_MARK)}
+    current = load_manifest(storage, domain, dataset_id, year)
+    current_id = current.get("run_id") if current else None
     removed = 0
     now = time.time()
-    for run in storage.list_dirs(runs_dir):
-        if run.name == keep:
+    for run in runs:
+        if run.name == current_id or (run.name == keep and current_id is None):
+            continue
+        if run.name in published:
+            storage.remove_tree(run)
+            removed += 1
             continue
         try:
             age = now - run.stat().st_mtime

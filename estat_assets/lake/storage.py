@@ -49,7 +49,7 @@ class Storage:
                 os.fsync(fh.fileno())
             os.replace(tmp, local)
         else:
-            path.write_bytes(data)
+            path.write_bytes(data)  # one PUT (multipart above 5 MB): all-or-nothing on S3
 
     def read_bytes(self, path: UPath) -> bytes:
         return path.read_bytes()
@@ -62,6 +62,7 @@ class Storage:
             shutil.rmtree(str(path), ignore_errors=True)
         elif path.exists():
             path.fs.rm(path.path, recursive=True)
+            path.fs.invalidate_cache()
 
     def list_dirs(self, path: UPath) -> list[UPath]:
         if not path.exists():

@@ -38,3 +38,13 @@ def non_null_keys_schema(axes: Sequence[str]) -> pa.DataFrameSchema:
 def unique_keys_schema(axes: Sequence[str]) -> pa.DataFrameSchema:
     """One row per observation: dataset + every axis code."""
     return pa.DataFrameSchema(unique=key_columns(axes), report_duplicates="all")
+
+
+def codes_in_class_inf_schema(codes_by_axis: dict[str, list[str]]) -> pa.DataFrameSchema:
+    """Every axis code is one of the table's own ``CLASS_INF`` codes for that axis."""
+    return pa.DataFrameSchema(
+        {
+            f"{axis}_code": pa.Column(checks=pa.Check.isin(codes), nullable=True, required=False)
+            for axis, codes in codes_by_axis.items()
+        }
+    )
