@@ -12,9 +12,6 @@ so the last writer always leaves the counts of the last slice written.
 
 from __future__ import annotations
 
-import contextlib
-import time
-import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,11 +19,7 @@ from typing import Any
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import (
-    CommitFailedException,
-    NamespaceAlreadyExistsError,
     NoSuchTableError,
-    TableAlreadyExistsError,
-    ValidationException,
 )
 from pyiceberg.expressions import BooleanExpression, EqualTo
 from pyiceberg.schema import Schema
@@ -40,18 +33,10 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-try:  # the local SQLite catalog reports a held lock as OperationalError
-    from sqlalchemy.exc import OperationalError
-except ImportError:  # pragma: no cover - Glue-only installs
-
-    class OperationalError(Exception):  # type: ignore[no-redef]
-        pass
-
-
 from estat_assets.estat.models import TableInfo
+from estat_assets.lake.iceberg import commit_overwrite, ensure_created
 
 INVENTORY_TABLE = "dataset_inventory"
-COMMIT_ATTEMPTS = 10
 RECOUNTS = 5
 
 COMPLETE, PARTIAL, EMPTY = "complete", "partial", "empty"
@@ -95,16 +80,7 @@ def fields_schema(fields: tuple[tuple[str, Any, bool], ...]) -> Schema:
 
 def ensure_plain_table(catalog: Catalog, identifier: tuple[str, str], schema: Schema) -> Table:
     """Load or create an unpartitioned table (race-safe)."""
-    try:
-        return catalog.load_table(identifier)
-    except NoSuchTableError:
-        pass
-    with contextlib.suppress(NamespaceAlreadyExistsError):
-        catalog.create_namespace(identifier[0])
-    try:
-        return catalog.create_table(identifier, schema=schema, properties={"format-version": "2"})
-    except TableAlreadyExistsError:
-        return catalog.load_table(identifier)
+    return ensure_created(catalog, identifier, schema)
 
 
 def replace_rows(
@@ -118,25 +94,15 @@ def replace_rows(
 
     ``rows`` may be a function, called again on every attempt (so it can recount).
     """
-    last: Exception | None = None
-    for attempt in range(COMMIT_ATTEMPTS):
-        table = catalog.load_table(identifier)
-        data = rows() if callable(rows) else rows
-        arrow = pa.Table.from_pylist(data, schema=table.schema().as_arrow())
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                table.overwrite(
-                    arrow,
-                    overwrite_filter=row_filter,
-                    snapshot_properties={k: str(v) for k, v in (snapshot_properties or {}).items()},
-                )
-            return catalog.load_table(identifier)
-        except (CommitFailedException, ValidationException, OperationalError) as exc:
-            # another writer won (or, with the local SQLite catalog, holds the lock): retry
-            last = exc
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise RuntimeError(f"could not commit {identifier} after {COMMIT_ATTEMPTS} attempts: {last}")
+    return commit_overwrite(
+        catalog,
+        identifier,
+        lambda table: pa.Table.from_pylist(
+            rows() if callable(rows) else rows, schema=table.schema().as_arrow()
+        ),
+        row_filter,
+        snapshot_properties,
+    )
 
 
 def slice_counts(table: Table, dataset_id: str) -> tuple[int, list[str], int | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +22,7 @@ from pyiceberg.exceptions import (
     TableAlreadyExistsError,
     ValidationException,
 )
-from pyiceberg.expressions import And, EqualTo
+from pyiceberg.expressions import And, BooleanExpression, EqualTo
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -36,6 +36,7 @@ from pyiceberg.types import (
     NestedField,
     StringType,
 )
+from sqlalchemy.exc import OperationalError
 
 from estat_assets.conform.table import conformed_schema
 
@@ -43,6 +44,7 @@ DEFAULT_NAMESPACE = "estat"
 PARTITION_COLUMNS = ("dataset_id", "year")
 REQUIRED = frozenset(PARTITION_COLUMNS)
 COMMIT_ATTEMPTS = 8
+TABLE_PROPERTIES = {"write.parquet.compression-codec": "zstd", "format-version": "2"}
 
 _TYPES: dict[pa.DataType, IcebergType] = {
     pa.string(): StringType(),
@@ -83,6 +85,34 @@ def partition_spec(schema: Schema) -> PartitionSpec:
     )
 
 
+def ensure_created(
+    catalog: Catalog,
+    identifier: tuple[str, str],
+    schema: Schema,
+    spec: PartitionSpec | None = None,
+    location: str | None = None,
+) -> Table:
+    """Load a table, creating its namespace and the table on first use (safe under races)."""
+    try:
+        return catalog.load_table(identifier)
+    except NoSuchTableError:
+        pass
+    try:
+        props = {"location": f"{location.rstrip('/')}/{identifier[0]}.db"} if location else {}
+        catalog.create_namespace(identifier[0], properties=props)
+    except NamespaceAlreadyExistsError:
+        pass
+    try:
+        return catalog.create_table(
+            identifier,
+            schema=schema,
+            partition_spec=spec or PartitionSpec(),
+            properties=TABLE_PROPERTIES,
+        )
+    except TableAlreadyExistsError:
+        return catalog.load_table(identifier)
+
+
 def _evolve(catalog: Catalog, table: Table) -> Table:
     """Add conformed columns a table created by an older release lacks (additive, nullable)."""
     wanted = iceberg_schema()
@@ -99,22 +129,8 @@ def ensure_table(catalog: Catalog, namespace: str, name: str, location: str | No
     try:
         return _evolve(catalog, catalog.load_table(identifier))
     except NoSuchTableError:
-        pass
-    try:
-        props = {"location": f"{location.rstrip('/')}/{namespace}.db"} if location else {}
-        catalog.create_namespace(namespace, properties=props)
-    except NamespaceAlreadyExistsError:
-        pass
-    schema = iceberg_schema()
-    try:
-        return catalog.create_table(
-            identifier,
-            schema=schema,
-            partition_spec=partition_spec(schema),
-            properties={"write.parquet.compression-codec": "zstd", "format-version": "2"},
-        )
-    except TableAlreadyExistsError:
-        return catalog.load_table(identifier)
+        schema = iceberg_schema()
+        return ensure_created(catalog, identifier, schema, partition_spec(schema), location)
 
 
 def align(data: pa.Table, table_schema: pa.Schema) -> pa.Table:
@@ -131,6 +147,45 @@ def align(data: pa.Table, table_schema: pa.Schema) -> pa.Table:
 
 def slice_filter(dataset_id: str, year: int) -> And:
     return And(EqualTo("dataset_id", dataset_id), EqualTo("year", int(year)))
+
+
+RETRYABLE_COMMIT_ERRORS: tuple[type[Exception], ...] = (
+    CommitFailedException,  # a concurrent writer committed first
+    ValidationException,  # pyiceberg's own retry found the conflict
+    OperationalError,  # the local SQLite catalog is locked by another writer
+)
+
+
+def commit_overwrite(
+    catalog: Catalog,
+    identifier: tuple[str, str],
+    make_data: Callable[[Table], pa.Table],
+    overwrite_filter: BooleanExpression,
+    snapshot_properties: Mapping[str, str] | None = None,
+    what: str = "",
+) -> Table:
+    """Replace the rows matching ``overwrite_filter`` with ``make_data(table)`` in one commit.
+
+    On a lost race the table is reloaded and ``make_data`` called again, so the last writer wins
+    cleanly and no one's rows are duplicated. Every overwrite in the lake goes through here.
+    """
+    props = {k: str(v) for k, v in (snapshot_properties or {}).items()}
+    last: Exception | None = None
+    for attempt in range(COMMIT_ATTEMPTS):
+        table = catalog.load_table(identifier)
+        data = make_data(table)
+        try:
+            with warnings.catch_warnings():
+                # A first load of a slice deletes nothing; that is expected, not news.
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                table.overwrite(data, overwrite_filter=overwrite_filter, snapshot_properties=props)
+            return catalog.load_table(identifier)
+        except RETRYABLE_COMMIT_ERRORS as exc:
+            last = exc
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise RuntimeError(
+        f"could not commit {'.'.join(identifier)} {what} after {COMMIT_ATTEMPTS} attempts: {last}"
+    )
 
 
 def replace_partition(
@@ -154,27 +209,11 @@ def replace_partition(
                 f"{wrong} rows do not belong to slice dataset_id={dataset_id}, year={year}: "
                 "refusing to write them into another partition"
             )
-    props = {k: str(v) for k, v in (snapshot_properties or {}).items()}
-    last: Exception | None = None
-    for attempt in range(COMMIT_ATTEMPTS):
-        table = catalog.load_table(identifier)
-        aligned = align(data, table.schema().as_arrow())
-        try:
-            with warnings.catch_warnings():
-                # A first load of a slice deletes nothing; that is expected, not news.
-                warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                table.overwrite(
-                    aligned,
-                    overwrite_filter=slice_filter(dataset_id, year),
-                    snapshot_properties=props,
-                )
-            return catalog.load_table(identifier)
-        except (CommitFailedException, ValidationException) as exc:
-            # A concurrent writer committed first (pyiceberg's own retry may surface it as a
-            # validation conflict): reload and replace again, so the last writer wins cleanly.
-            last = exc
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise RuntimeError(
-        f"could not commit {identifier} slice {dataset_id}/{year} after {COMMIT_ATTEMPTS} "
-        f"attempts: {last}"
+    return commit_overwrite(
+        catalog,
+        identifier,
+        lambda table: align(data, table.schema().as_arrow()),
+        slice_filter(dataset_id, year),
+        snapshot_properties,
+        what=f"slice {dataset_id}/{year}",
     )

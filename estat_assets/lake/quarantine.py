@@ -9,26 +9,23 @@ the data became clean). ``estat.<domain>_class_codes`` holds each dataset's CLAS
 
 from __future__ import annotations
 
-import contextlib
-import time
-import warnings
-
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import (
-    CommitFailedException,
-    NamespaceAlreadyExistsError,
     NoSuchTableError,
-    TableAlreadyExistsError,
-    ValidationException,
 )
 from pyiceberg.expressions import EqualTo
 from pyiceberg.partitioning import PartitionField, PartitionSpec
-from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
-from estat_assets.lake.iceberg import COMMIT_ATTEMPTS, align, iceberg_schema, partition_spec
+from estat_assets.lake.iceberg import (
+    align,
+    commit_overwrite,
+    ensure_created,
+    iceberg_schema,
+    partition_spec,
+)
 
 QUARANTINE_SUFFIX = "_quarantine"
 CLASS_CODES_SUFFIX = "_class_codes"
@@ -58,29 +55,11 @@ def class_codes_name(domain: str) -> str:
     return f"{domain}{CLASS_CODES_SUFFIX}"
 
 
-def _create(catalog: Catalog, identifier: tuple[str, str], schema: Schema, spec) -> Table:
-    try:
-        return catalog.load_table(identifier)
-    except NoSuchTableError:
-        pass
-    with contextlib.suppress(NamespaceAlreadyExistsError):
-        catalog.create_namespace(identifier[0])
-    try:
-        return catalog.create_table(
-            identifier,
-            schema=schema,
-            partition_spec=spec,
-            properties={"write.parquet.compression-codec": "zstd", "format-version": "2"},
-        )
-    except TableAlreadyExistsError:
-        return catalog.load_table(identifier)
-
-
 def ensure_quarantine_table(
     catalog: Catalog, identifier: tuple[str, str], arrow_schema: pa.Schema
 ) -> Table:
     schema = iceberg_schema(arrow_schema)
-    return _create(catalog, identifier, schema, partition_spec(schema))
+    return ensure_created(catalog, identifier, schema, partition_spec(schema))
 
 
 def table_exists(catalog: Catalog, identifier: tuple[str, str]) -> bool:
@@ -101,7 +80,7 @@ def ensure_class_codes_table(catalog: Catalog, identifier: tuple[str, str]) -> T
             name="dataset_id",
         )
     )
-    return _create(catalog, identifier, schema, spec)
+    return ensure_created(catalog, identifier, schema, spec)
 
 
 def replace_dataset(
@@ -112,23 +91,14 @@ def replace_dataset(
     snapshot_properties: dict[str, str] | None = None,
 ) -> Table:
     """Replace every row of ``dataset_id`` with ``data`` in one commit; retry stale commits."""
-    last: Exception | None = None
-    for attempt in range(COMMIT_ATTEMPTS):
-        table = catalog.load_table(identifier)
-        aligned = align(data, table.schema().as_arrow())
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                table.overwrite(
-                    aligned,
-                    overwrite_filter=EqualTo("dataset_id", dataset_id),
-                    snapshot_properties=snapshot_properties or {},
-                )
-            return catalog.load_table(identifier)
-        except (CommitFailedException, ValidationException) as exc:
-            last = exc
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise RuntimeError(f"could not commit {identifier} dataset {dataset_id}: {last}")
+    return commit_overwrite(
+        catalog,
+        identifier,
+        lambda table: align(data, table.schema().as_arrow()),
+        EqualTo("dataset_id", dataset_id),
+        snapshot_properties,
+        what=f"dataset {dataset_id}",
+    )
 
 
 def stored_dataset_rows(

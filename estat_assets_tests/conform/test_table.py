@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 
 import orjson
@@ -12,7 +11,7 @@ import pytest
 from estat_assets.conform import ConformInput, conform_pages
 from estat_assets.conform.pages import read_page
 from estat_assets.estat.models import parse_meta_info
-from estat_assets_tests.factories import FIXTURES, class_obj, dumps, sample, stats_data
+from estat_assets_tests.factories import class_obj, dumps, sample, stats_data
 
 DATA_SAMPLES = [
     "getStatsData_0000020202_limit10.json",
@@ -69,29 +68,6 @@ def test_metadata_from_get_meta_info_names_a_nometa_page() -> None:
     assert [r["area_name"] for r in rows] == ["全国", "北海道", "青森県"]
     assert rows[0]["cat02_name"] == "総数"
     assert "tab_code" not in rows[0]  # this table has no tab axis
-
-
-def test_conformed_matches_e_stats_own_csv_rendering() -> None:
-    """The v3.0 CSV of the same request is e-Stat's own flattening: we must agree with it."""
-    page = sample("getStatsData_0003065345_cdCat01_limit3_meta__v2.0_2016-02-05.json")
-    rows = conform_pages([page], ConformInput(dataset_id="0003065345")).to_pylist()
-    with open(
-        FIXTURES / "getSimpleStatsData_0003065345_sectionHeaderFlg2__v3.0_2020-04-12.csv",
-        encoding="utf-8",
-    ) as fh:
-        reader = csv.reader(fh)
-        header = next(reader)
-        csv_rows = list(reader)
-    assert len(csv_rows) == len(rows)
-    for row, line in zip(rows, csv_rows, strict=True):
-        rec = dict(zip(header, line, strict=True))
-        assert row["cat01_code"] == rec["cat01_code"]
-        assert row["cat01_name"] == rec["趣味・娯楽の種類別行動者数等"]
-        assert row["area_name"] == rec["地域 _ 2011"]
-        assert row["time_name"] == rec["時間軸(年次)"]
-        assert row["unit"] == rec["unit"]
-        assert row["value_raw"] == rec["value"]
-        assert (row["annotation"] or "") == rec["annotation"]
 
 
 def test_count_only_page_conforms_to_an_empty_table() -> None:
