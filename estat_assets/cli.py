@@ -287,6 +287,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if problems or failed or checks_failed else 0
 
 
+def cmd_athena(args: argparse.Namespace) -> int:
+    from estat_assets.query.athena import main as athena_main
+
+    return athena_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="estat-lake", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -307,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--meta", default=None, help="getMetaInfo response for names (optional)")
     p.add_argument("--dataset-id", default=None)
     p.set_defaults(func=cmd_conform)
+
+    p = sub.add_parser(
+        "athena",
+        help="production Athena tools: setup-workgroup --name N --output s3://... --region R",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_athena)
 
     p = sub.add_parser("query", help="run Trino-dialect SQL on the local lake (DuckDB)")
     p.add_argument("sql")
