@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
-import pytest
 
-from estat_assets.definitions import build_definitions
 from estat_assets.defs.audit import RUNS_TABLE, build_manifest
 from estat_assets.defs.jobs import job_name
-from estat_assets.defs.partitions import partition_key, register
-from estat_assets.defs.resources import build_resources
-from estat_assets.domains import DomainSpec
+from estat_assets.defs.partitions import partition_key
 from estat_assets.query.engine import DuckDBEngine
 
-POPULATION = DomainSpec("population", datasets=("0000020202",))
 ENDS = ("RUN_SUCCESS", "RUN_FAILURE", "PIPELINE_SUCCESS", "PIPELINE_FAILURE")
-
-
-@pytest.fixture
-def lake(lake_env):
-    resources = build_resources("local", lake_env)
-    defs = build_definitions("local", domains=(POPULATION,), resources=resources)
-    with dg.instance_for_test() as instance:
-        register(instance, "population", {"0000020202": ["1981", "1982"], "0000099999": ["1981"]})
-        yield defs, instance, resources, Path(lake_env["ESTAT_LAKE_HOME"])
 
 
 def run_and_record(defs, instance, resources, dataset: str, year: str):
