@@ -56,6 +56,9 @@ class EStatResource(dg.ConfigurableResource):
         )
 
 
+TABLE_WRITERS = ("pyiceberg", "athena")
+
+
 class IcebergCatalogResource(dg.ConfigurableResource):
     """A pyiceberg catalog: SQLite (``sql``) locally, Glue in production."""
 
@@ -69,6 +72,9 @@ class IcebergCatalogResource(dg.ConfigurableResource):
     s3_endpoint: str | None = None
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
+    # How <domain>/table replaces a slice: "pyiceberg" (one commit, the default) or "athena"
+    # (DELETE + INSERT through the query engine; two commits, see deploy/README.md).
+    writer: str = "pyiceberg"
 
     def properties(self) -> dict[str, str]:
         props: dict[str, str] = {"warehouse": self.warehouse}
@@ -213,7 +219,10 @@ def aws_resources(environ: dict[str, str] | None = None) -> dict[str, Any]:
         s3_endpoint=s3_endpoint,
         s3_access_key_id=key_id,
         s3_secret_access_key=secret,
+        writer=env.get("ESTAT_TABLE_WRITER") or "pyiceberg",
     )
+    if iceberg.writer not in TABLE_WRITERS:
+        raise ValueError(f"ESTAT_TABLE_WRITER={iceberg.writer!r}: expected one of {TABLE_WRITERS}")
     return {
         "estat": EStatResource(
             app_id=dg.EnvVar("ESTAT_APP_ID"),

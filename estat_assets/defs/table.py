@@ -14,13 +14,15 @@ import pyarrow as pa
 
 from estat_assets.defs.inventory import INVENTORY_TABLE, update_inventory
 from estat_assets.defs.partitions import domain_partitions
-from estat_assets.defs.resources import IcebergCatalogResource
+from estat_assets.defs.resources import IcebergCatalogResource, QueryEngineResource
 from estat_assets.domains import DomainSpec
 from estat_assets.estat.models import TableInfo, parse_meta_info
 from estat_assets.lake.iceberg import ensure_table, replace_partition
 from estat_assets.lake.io_managers import LakeStorage, partition_dims
 from estat_assets.lake.layout import partition_dir
 from estat_assets.lake.rawstore import MANIFEST, load_manifest, read_run_file
+from estat_assets.query.athena import AthenaEngine
+from estat_assets.query.athena_load import load_slice_via_athena
 
 
 def _table_info(lake: LakeStorage, domain: str, dataset_id: str, year: str):
@@ -62,6 +64,7 @@ def build_table_asset(domain: DomainSpec) -> dg.AssetsDefinition:
         conformed: pa.Table,
         iceberg: IcebergCatalogResource,
         lake: LakeStorage,
+        query_engine: QueryEngineResource,
     ) -> dg.MaterializeResult:
         dataset_id, year = partition_dims(context.partition_key)
         catalog = iceberg.catalog()
@@ -71,19 +74,30 @@ def build_table_asset(domain: DomainSpec) -> dg.AssetsDefinition:
         storage, manifest, info = _table_info(lake, name, dataset_id, year)
         if updated is None and manifest is not None:
             updated = manifest.get("updated_date")
-        tbl = replace_partition(
-            catalog,
-            identifier,
-            conformed,
-            dataset_id,
-            int(year),
-            snapshot_properties={
-                "estat.dataset_id": dataset_id,
-                "estat.year": year,
-                "estat.updated_date": str(updated or ""),
-                "dagster.run_id": context.run_id,
-            },
-        )
+        if iceberg.writer == "athena":
+            # The optional Athena load reads the conformed Parquet this run just wrote.
+            engine = query_engine.engine_obj()
+            if not isinstance(engine, AthenaEngine):
+                raise dg.Failure("ESTAT_TABLE_WRITER=athena needs the Athena query engine")
+            results = load_slice_via_athena(engine, name, lake.root, dataset_id, int(year))
+            context.log.info(
+                f"{dataset_id}|{year}: loaded through Athena in {len(results)} statements"
+            )
+            tbl = catalog.load_table(identifier)
+        else:
+            tbl = replace_partition(
+                catalog,
+                identifier,
+                conformed,
+                dataset_id,
+                int(year),
+                snapshot_properties={
+                    "estat.dataset_id": dataset_id,
+                    "estat.year": year,
+                    "estat.updated_date": str(updated or ""),
+                    "dagster.run_id": context.run_id,
+                },
+            )
         snapshot = tbl.current_snapshot()
         raw_path = storage.uri(*partition_dir(name, "raw", dataset_id, year), MANIFEST)
         inventory = update_inventory(
@@ -101,6 +115,7 @@ def build_table_asset(domain: DomainSpec) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": conformed.num_rows,
+                "writer": iceberg.writer,
                 "table": ".".join(identifier),
                 "snapshot_id": str(snapshot.snapshot_id) if snapshot else "",
                 "metadata_location": dg.MetadataValue.path(tbl.metadata_location),
