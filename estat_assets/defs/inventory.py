@@ -34,7 +34,7 @@ from pyiceberg.types import (
 )
 
 from estat_assets.estat.models import TableInfo
-from estat_assets.lake.iceberg import commit_overwrite, ensure_created
+from estat_assets.lake.iceberg import RETRYABLE_COMMIT_ERRORS, commit_overwrite, ensure_created
 
 INVENTORY_TABLE = "dataset_inventory"
 RECOUNTS = 5
@@ -94,7 +94,7 @@ def replace_rows(
 
     ``rows`` may be a function, called again on every attempt (so it can recount).
     """
-    return commit_overwrite(
+    table = commit_overwrite(
         catalog,
         identifier,
         lambda table: pa.Table.from_pylist(
@@ -103,6 +103,29 @@ def replace_rows(
         row_filter,
         snapshot_properties,
     )
+    return bound_history(catalog, identifier, table)
+
+
+# Bookkeeping tables (inventory, ingestion runs) take a commit per run; their metadata, which every
+# later commit reads and rewrites, would grow without bound. Keep their recent history only.
+BOOKKEEPING_MAX_SNAPSHOTS = 60
+BOOKKEEPING_KEEP_SNAPSHOTS = 20
+
+
+def bound_history(catalog: Catalog, identifier: tuple[str, str], table: Table) -> Table:
+    """Expire all but the newest snapshots once there are too many (best effort, never fails)."""
+    snaps = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.snapshot_id))
+    if len(snaps) <= BOOKKEEPING_MAX_SNAPSHOTS:
+        return table
+    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    expire = [
+        s.snapshot_id for s in snaps[:-BOOKKEEPING_KEEP_SNAPSHOTS] if s.snapshot_id not in protected
+    ]
+    try:
+        table.maintenance.expire_snapshots().by_ids(expire).commit()
+    except RETRYABLE_COMMIT_ERRORS:  # a concurrent writer: the next commit will try again
+        return table
+    return catalog.load_table(identifier)
 
 
 def slice_counts(table: Table, dataset_id: str) -> tuple[int, list[str], int | None]:

@@ -98,3 +98,31 @@ def test_concurrent_writers_leave_the_counts_of_every_slice(lake) -> None:
     assert len(rows) == 1
     assert rows[0]["rows_stored"] == 20 and rows[0]["years"] == "2001,2002,2003,2004"
     assert rows[0]["status"] == "complete"
+
+
+def test_bookkeeping_history_stays_bounded(tmp_path) -> None:
+    """Many commits to a bookkeeping table keep only its recent snapshots; rows are all there."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.expressions import EqualTo
+
+    from estat_assets.defs.audit import RUNS_FIELDS
+    from estat_assets.defs.inventory import (
+        BOOKKEEPING_KEEP_SNAPSHOTS,
+        BOOKKEEPING_MAX_SNAPSHOTS,
+        ensure_plain_table,
+        fields_schema,
+        replace_rows,
+    )
+
+    cat = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}/wh")
+    ident = ("estat", "ingestion_runs")
+    table = ensure_plain_table(cat, ident, fields_schema(RUNS_FIELDS))
+    names = table.schema().column_names
+    for i in range(BOOKKEEPING_MAX_SNAPSHOTS + 5):
+        row = dict.fromkeys(names)
+        row.update(run_id=f"run-{i:03d}", domain="population", status="SUCCESS")
+        table = replace_rows(cat, ident, [row], EqualTo("run_id", row["run_id"]))
+    assert len(table.snapshots()) <= BOOKKEEPING_MAX_SNAPSHOTS
+    assert len(table.snapshots()) >= BOOKKEEPING_KEEP_SNAPSHOTS
+    ids = sorted(table.scan(selected_fields=("run_id",)).to_arrow().column("run_id").to_pylist())
+    assert ids == [f"run-{i:03d}" for i in range(BOOKKEEPING_MAX_SNAPSHOTS + 5)]
