@@ -1,7 +1,7 @@
 """Run manifests and ``estat.ingestion_runs``: what every ingestion run did, success or failure.
 
 Three run status sensors (``ingestion_run_success_sensor`` on SUCCESS,
-``ingestion_run_failure_sensor`` on FAILURE via ``run_failure_sensor``, and
+``ingestion_run_failure_sensor`` on FAILURE, and
 ``ingestion_run_canceled_sensor`` on CANCELED) watch every run of the code location that
 touches a domain asset (domain jobs, UI/CLI backfills, sensors). A sensor, not a hook, because a
 hook only sees the steps that ran: a run that fails before its first step (run worker crash, bad
@@ -274,49 +274,34 @@ def _interval(environ: dict[str, str] | None = None) -> int:
         return DEFAULT_INTERVAL_SECONDS
 
 
+# (run status, sensor name part, wording): one sensor per end state a run can reach.
+AUDITED_STATUSES = (
+    (dg.DagsterRunStatus.SUCCESS, "success", "successful"),
+    (dg.DagsterRunStatus.FAILURE, "failure", "failed"),
+    (dg.DagsterRunStatus.CANCELED, "canceled", "canceled"),
+)
+
+
 def build_audit_sensors(environ: dict[str, str] | None = None) -> list[dg.SensorDefinition]:
     interval = _interval(environ)
 
-    @dg.run_status_sensor(
-        name="ingestion_run_success_sensor",
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        minimum_interval_seconds=interval,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Writes the run manifest and the estat.ingestion_runs row of successful runs.",
-    )
-    def ingestion_run_success_sensor(
-        context: dg.RunStatusSensorContext, lake: LakeStorage, iceberg: IcebergCatalogResource
-    ):
-        _record(context, lake, iceberg)
+    def build(status: dg.DagsterRunStatus, part: str, wording: str) -> dg.SensorDefinition:
+        @dg.run_status_sensor(
+            name=f"ingestion_run_{part}_sensor",
+            run_status=status,
+            minimum_interval_seconds=interval,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            description=f"Writes the run manifest and the estat.ingestion_runs row of {wording} "
+            "runs.",
+        )
+        def audit(
+            context: dg.RunStatusSensorContext, lake: LakeStorage, iceberg: IcebergCatalogResource
+        ):
+            _record(context, lake, iceberg)
 
-    @dg.run_failure_sensor(
-        name="ingestion_run_failure_sensor",
-        minimum_interval_seconds=interval,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Writes the run manifest and the estat.ingestion_runs row of failed runs.",
-    )
-    def ingestion_run_failure_sensor(
-        context: dg.RunFailureSensorContext, lake: LakeStorage, iceberg: IcebergCatalogResource
-    ):
-        _record(context, lake, iceberg)
+        return audit
 
-    @dg.run_status_sensor(
-        name="ingestion_run_canceled_sensor",
-        run_status=dg.DagsterRunStatus.CANCELED,
-        minimum_interval_seconds=interval,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Writes the run manifest and the estat.ingestion_runs row of canceled runs.",
-    )
-    def ingestion_run_canceled_sensor(
-        context: dg.RunStatusSensorContext, lake: LakeStorage, iceberg: IcebergCatalogResource
-    ):
-        _record(context, lake, iceberg)
-
-    return [
-        ingestion_run_success_sensor,
-        ingestion_run_failure_sensor,
-        ingestion_run_canceled_sensor,
-    ]
+    return [build(*spec) for spec in AUDITED_STATUSES]
 
 
 def _record(context: dg.RunStatusSensorContext, lake: LakeStorage, iceberg: Any) -> None:

@@ -4,34 +4,18 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import dagster as dg
 import pyarrow as pa
-import pytest
 
-from estat_assets.definitions import build_definitions
 from estat_assets.defs.inventory import INVENTORY_TABLE, read_inventory, update_inventory
 from estat_assets.defs.jobs import job_name
-from estat_assets.defs.partitions import partition_key, register
-from estat_assets.defs.resources import build_resources
-from estat_assets.domains import DomainSpec
+from estat_assets.defs.partitions import partition_key
 from estat_assets.estat.models import TableInfo
 from estat_assets.lake.iceberg import ensure_table, replace_partition
 from estat_assets.query.engine import DuckDBEngine
 
-POPULATION = DomainSpec("population", datasets=("0000020202",))
-
-
-@pytest.fixture
-def lake(lake_env):
-    resources = build_resources("local", lake_env)
-    defs = build_definitions("local", domains=(POPULATION,), resources=resources)
-    with dg.instance_for_test() as instance:
-        register(instance, "population", {"0000020202": ["1981", "1982"]})
-        yield defs, instance, resources
-
 
 def test_table_step_keeps_the_dataset_row_current(lake) -> None:
-    defs, instance, resources = lake
+    defs, instance, resources, _ = lake
     job = defs.resolve_job_def(job_name("population"))
     runs = [
         job.execute_in_process(partition_key=str(partition_key("0000020202", y)), instance=instance)
@@ -70,7 +54,7 @@ def _slice(dataset_id: str, year: int, n: int) -> pa.Table:
 
 
 def test_concurrent_writers_leave_the_counts_of_every_slice(lake) -> None:
-    _, _, resources = lake
+    _, _, resources, _ = lake
     iceberg = resources["iceberg"]
     catalog = iceberg.catalog()
     ensure_table(catalog, "estat", "population")
