@@ -57,7 +57,7 @@ def serve() -> None:
     """
     import time as _time
 
-    from estat_assets.estat.emulator import EmulatorServer, TableStore, benchmark_spec
+    from estat_emulator import EmulatorServer, TableStore, benchmark_spec
 
     class ReplayingEmulator(EmulatorServer):
         cache: ClassVar[dict] = {}

@@ -53,7 +53,7 @@ def _emulator(port: int) -> Iterator[str | None]:
     if os.environ.get("ESTAT_API_URL"):
         yield None
         return
-    from estat_assets.estat.emulator import EmulatorServer, TableStore
+    from estat_emulator import EmulatorServer, TableStore
 
     server = EmulatorServer(TableStore.default(), host="127.0.0.1", port=port)
     server.start()
@@ -92,7 +92,7 @@ def _selected_domains(name: str | None):
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from estat_assets.estat.emulator import serve
+    from estat_emulator import serve
 
     serve(args.data, args.host, args.port, faults_file=args.faults, required_app_id=args.app_id)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from estat_assets.estat.emulator import EmulatorServer, TableStore
+from estat_emulator import EmulatorServer, TableStore
 
 
 @pytest.fixture(scope="session")

@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary lake home")
     args = parser.parse_args(argv)
 
-    from estat_assets.estat.emulator import EmulatorServer, TableStore
+    from estat_emulator import EmulatorServer, TableStore
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from estat_assets.estat.emulator import EmulatorServer, TableStore
+from estat_emulator import EmulatorServer, TableStore
 
 ROOT = Path(__file__).resolve().parents[2]
 YEARS = ["1981", "1982", "1983"]

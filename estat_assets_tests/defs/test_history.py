@@ -11,8 +11,8 @@ from estat_assets.defs.jobs import job_name
 from estat_assets.defs.partitions import partition_key, register
 from estat_assets.defs.resources import build_resources
 from estat_assets.domains import DomainSpec
-from estat_assets.estat.emulator import EmulatorServer, TableStore
 from estat_assets.lake.history import read_before_release, release_snapshots, snapshots
+from estat_emulator import EmulatorServer, TableStore
 
 POPULATION = DomainSpec("population", datasets=("0000020202",))
 NEW_RELEASE = "2026-11-30"

@@ -19,9 +19,9 @@ from estat_assets.defs.jobs import job_name
 from estat_assets.defs.partitions import partition_key, register
 from estat_assets.defs.resources import build_resources
 from estat_assets.domains import DomainSpec
-from estat_assets.estat.emulator import EmulatorServer, TableStore
 from estat_assets.quality.checks import CHECK_NAMES
 from estat_assets_tests.factories import sample
+from estat_emulator import EmulatorServer, TableStore
 
 POPULATION = DomainSpec(
     "population",

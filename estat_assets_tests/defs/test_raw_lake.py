@@ -26,7 +26,7 @@ from estat_assets.defs.raw import RETRIES_ENV, RETRY_DELAY_ENV, progress_logger,
 from estat_assets.defs.resources import EStatResource, build_resources
 from estat_assets.domains import DomainSpec
 from estat_assets.estat.client import EStatClient, FetchProgress, MemorySink, RetryConfig
-from estat_assets.estat.emulator import EmulatorServer, TableStore
+from estat_emulator import EmulatorServer, TableStore
 
 DOMAIN = "population"
 DATASET = "9900020202"  # real metadata of 0000020202, synthetic values: 9 × 1,913 rows a year

@@ -10,13 +10,13 @@ import orjson
 import pytest
 
 from estat_assets.defs.raw import RETRIES_ENV, RETRY_DELAY_ENV
-from estat_assets.estat.emulator import EmulatorServer, TableStore
 from estat_assets_tests.defs.test_raw_lake import (
     DATASET,
     assert_same_content,
     make_lake,
     raw_failure,
 )
+from estat_emulator import EmulatorServer, TableStore
 
 DATA = {"endpoint": "getStatsData", "stats_data_id": DATASET}
 

@@ -15,9 +15,9 @@ from dagster._serdes import serialize_value
 
 from estat_assets.defs.raw import RETRIES_ENV, RETRY_DELAY_ENV
 from estat_assets.estat.client import EStatClient, MemorySink, RetryConfig
-from estat_assets.estat.emulator import EmulatorServer, TableStore
 from estat_assets.estat.errors import EStatError
 from estat_assets_tests.defs.test_raw_lake import DATASET, make_lake
+from estat_emulator import EmulatorServer, TableStore
 
 SECRET = "RECOGNIZABLE-APPID-7d41c0aa93"
 DATA = {"endpoint": "getStatsData", "stats_data_id": DATASET}

@@ -13,7 +13,7 @@ from estat_assets.defs.partitions import dataset_dimension, register, year_dimen
 from estat_assets.defs.resources import build_resources
 from estat_assets.defs.sensors import load_cursor, sensor_name, today_jst, update_window
 from estat_assets.domains import DomainSpec
-from estat_assets.estat.emulator import EmulatorServer, TableStore
+from estat_emulator import EmulatorServer, TableStore
 
 POPULATION = DomainSpec("population", datasets=("0000020202",), surveys=("00200502",))
 YEARS = [str(y) for y in range(1981, 1991)]

@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from estat_assets.estat.client import EStatClient, MemorySink, RetryConfig
-from estat_assets.estat.emulator import EmulatorServer, TableStore
 from estat_assets.estat.errors import (
     EStatHttpError,
     EStatRequestError,
@@ -18,6 +17,7 @@ from estat_assets.estat.errors import (
     PageMismatchError,
     TableRepublishedError,
 )
+from estat_emulator import EmulatorServer, TableStore
 
 APP_ID = "test-app-id-0123456789abcdef"
 FAST_RETRY = RetryConfig(attempts=4, base_delay=0.01, max_delay=0.05)

@@ -11,20 +11,20 @@ import numpy as np
 import orjson
 import pytest
 
-from estat_assets.estat.emulator import (
+from estat_assets.estat.shape import as_list
+from estat_emulator import (
     GeneratedSpec,
     TableStore,
     benchmark_spec,
     synthetic_spec,
 )
-from estat_assets.estat.emulator.generate import (
+from estat_emulator.generate import (
     SYNTHETIC_LABEL,
     SYNTHETIC_NOTE,
     build_generated,
 )
-from estat_assets.estat.emulator.store import SAMPLES_DIR
-from estat_assets.estat.emulator.wire import Raw, ascii_escape, dumps
-from estat_assets.estat.shape import as_list
+from estat_emulator.store import SAMPLES_DIR
+from estat_emulator.wire import Raw, ascii_escape, dumps
 
 V3 = SAMPLES_DIR / "v3"
 V2 = SAMPLES_DIR / "v2"

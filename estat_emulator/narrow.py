@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..shape import AXES
+from estat_assets.estat.shape import AXES
+
 from .table import Axis, Selection
 
 

@@ -14,18 +14,20 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..shape import as_dict, as_list, root_of
+from estat_assets.estat.shape import as_dict, as_list, root_of
+
 from .generate import GeneratedSpec, GeneratedTable, build_generated
 from .table import Axis, ListedTable, RecordedTable, Table, axes_from_rows, row_key
 
 log = logging.getLogger(__name__)
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "samples"
+SAMPLES_DIR = Path(str(resources.files("estat_assets").joinpath("samples")))
 
 _CLASS_FROM_META = 3
 _CLASS_FROM_DATA = 2

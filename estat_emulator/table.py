@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..shape import AXES, as_list, text
+from estat_assets.estat.shape import AXES, as_list, text
+
 from .wire import Raw, one_or_many
 
 # Positions per narrowed axis (sorted, unique); an axis that is not narrowed is absent.

@@ -12,9 +12,9 @@ import httpx
 import orjson
 import pytest
 
-from estat_assets.estat.emulator import EmulatorServer, TableStore
-from estat_assets.estat.emulator.store import SAMPLES_DIR
 from estat_assets.estat.shape import as_list
+from estat_emulator import EmulatorServer, TableStore
+from estat_emulator.store import SAMPLES_DIR
 
 APP_ID = "test-app-id-0123456789"
 
@@ -416,7 +416,7 @@ def test_generated_table_over_http(client: httpx.Client) -> None:
 
 
 def test_serve_prints_one_line_and_stops_on_sigterm() -> None:
-    code = "from estat_assets.estat.emulator import serve; serve(None, '127.0.0.1', 0)"
+    code = "from estat_emulator import serve; serve(None, '127.0.0.1', 0)"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..shape import as_dict, as_list, text
+from estat_assets.estat.shape import as_dict, as_list, text
+
 from .narrow import NarrowingError, parse_narrowing
 from .store import TableStore
 from .table import Table

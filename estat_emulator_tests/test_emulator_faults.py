@@ -12,8 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from estat_assets.estat.emulator import EmulatorServer, FaultRule, FaultSet, TableStore
 from estat_assets.estat.shape import as_list
+from estat_emulator import EmulatorServer, FaultRule, FaultSet, TableStore
 
 APP_ID = "secret-app-id-must-not-leak-42"
 GEN = "9900020202"

@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..shape import AXES
+from estat_assets.estat.shape import AXES
+
 from .table import Axis, Selection, Table
 from .wire import Raw, ascii_escape, escape_known
 
