@@ -1,1 +1,2 @@
-"""The e-Stat API: client, typed errors, response shapes and the local emulator. No Dagster here."""
+"""The e-Stat API without Dagster: ids, HTTP, pages, the concurrent fetch, the client, typed errors,
+response shapes, metadata models and year slicing."""

@@ -1,4 +1,5 @@
-"""The cheap page check (head parse + VALUE count) agrees with a full parse, or defers to it."""
+"""The cheap page check (head parse + VALUE count) agrees with a full parse, or defers to it; a page
+that is not the rows asked for, or not of the first page's release, is refused."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import httpx
 import orjson
 import pytest
 
-from estat_assets.estat.client import EStatClient, MemorySink, RetryConfig, scan_page
+from estat_assets.estat.errors import PageMismatchError, TableRepublishedError
+from estat_assets.estat.http import Response
+from estat_assets.estat.pages import PageInfo, page_info, recount, scan_page, verify_page
 from estat_assets.estat.shape import as_list
 from estat_assets_tests.factories import SAMPLES
 
-FAST = RetryConfig(attempts=3, base_delay=0.001, max_delay=0.001)
+DATASET = "0000020202"
 
 
 def _full(raw: bytes) -> tuple[dict, int]:
@@ -22,6 +25,14 @@ def _full(raw: bytes) -> tuple[dict, int]:
 def _page(emulator, **params) -> bytes:
     query = {"appId": "x", "metaGetFlg": "N", "cntGetFlg": "N", **params}
     return httpx.get(f"{emulator.api_base}/getStatsData", params=query).content
+
+
+def _response(raw: bytes) -> Response:
+    scanned = scan_page(raw)
+    assert scanned is not None
+    head, rows = scanned
+    body = head["GET_STATS_DATA"]
+    return Response(raw=raw, root="GET_STATS_DATA", body=body, status=0, rows=rows)
 
 
 @pytest.mark.parametrize(
@@ -69,46 +80,35 @@ def test_odd_shapes_fall_back_to_the_full_parse() -> None:
     assert scan_page(pretty) is None
 
 
-def test_guessed_pages_beyond_the_table_are_ignored(emulator) -> None:
-    """A wrong rows_hint costs a few requests, never a wrong result."""
-    sink = MemorySink()
-    with EStatClient("k", emulator.api_base, page_size=3, concurrency=4, retry=FAST) as c:
-        result = c.fetch_table("0000020202", sink, rows_hint=1_000_000)
-    assert result.rows == 10 and result.pages == 4 and sorted(sink.pages) == [1, 2, 3, 4]
-    starts = sorted(
-        int(r["params"]["startPosition"])
-        for r in emulator.requests.entries()
-        if r["endpoint"] == "getStatsData"
-    )
-    assert starts == [1, 4, 7, 10]  # three guessed with page 1, all within the table
+def test_page_info_reads_the_page_about_itself(emulator) -> None:
+    info = page_info(_response(_page(emulator, statsDataId=DATASET, limit=3, startPosition=4)))
+    assert (info.total, info.from_number, info.to_number, info.next_key) == (10, 4, 6, 7)
+    assert info.rows == 3 and info.updated_date and info.overall_total == 10
 
 
-def test_guessed_page_errors_beyond_the_total_do_not_fail_the_fetch(emulator) -> None:
-    emulator.faults.add(
-        {"kind": "http_error", "status": 500, "endpoint": "getStatsData", "nth": [3]}
-    )
-    sink = MemorySink()
-    with EStatClient("k", emulator.api_base, page_size=3, concurrency=4, retry=FAST) as c:
-        result = c.fetch_table(
-            "0000020202", sink, {"cdTime": "1981100000,1982100000"}, rows_hint=12
-        )
-    assert result.rows == 2 and result.pages == 1 and list(sink.pages) == [1]
+def test_recount_confirms_a_disagreeing_fast_count_by_a_full_parse(emulator) -> None:
+    resp = _response(_page(emulator, statsDataId=DATASET, limit=3))
+    lying = Response(resp.raw, resp.root, resp.body, resp.status, rows=99)
+    assert recount(lying, 3).rows == 3  # the parse wins
+    assert recount(lying, 99).rows == 99  # agreeing with the plan: no parse needed
 
 
-def test_rate_limiter_spaces_request_starts_on_one_clock() -> None:
-    """Starts are reserved 1/rate apart for all threads; checked on a fake clock, not timed."""
-    from estat_assets.estat.client import RateLimiter
+HEAD = PageInfo(10, 1, 3, 4, 3, "2024-01-01", 10)
 
-    now = [100.0]
-    slept: list[float] = []
 
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    limiter = RateLimiter(4.0, clock=lambda: now[0], sleep=sleep)
-    starts = [limiter.wait() for _ in range(5)]
-    assert starts == [100.0, 100.25, 100.5, 100.75, 101.0]
-    assert slept == [0.25, 0.5, 0.75, 1.0]
-    now[0] = 200.0  # after a quiet spell no one waits
-    assert limiter.wait() == 200.0 and len(slept) == 4
-    assert RateLimiter(None).wait() > 0  # no limit: never sleeps
+@pytest.mark.parametrize(
+    ("info", "error", "words"),
+    [
+        (PageInfo(11, 4, 6, 7, 3, "2024-01-01", 10), TableRepublishedError, "TOTAL_NUMBER 11"),
+        (PageInfo(10, 4, 6, 7, 3, "2025-01-01", 10), TableRepublishedError, "2025-01-01"),
+        (PageInfo(10, 4, 6, 7, 3, "2024-01-01", 12), TableRepublishedError, "OVERALL"),
+        (PageInfo(10, 5, 7, 8, 3, "2024-01-01", 10), PageMismatchError, "rows 4-6, got 5-7"),
+        (PageInfo(10, 4, 6, 7, 2, "2024-01-01", 10), PageMismatchError, "has 2"),
+    ],
+)
+def test_verify_page_refuses_pages_that_are_not_what_was_asked(info, error, words) -> None:
+    verify_page(DATASET, 4, 6, PageInfo(10, 4, 6, 7, 3, "2024-01-01", 10), HEAD)  # fine
+    with pytest.raises(error, match=words) as caught:
+        verify_page(DATASET, 4, 6, info, HEAD)
+    assert caught.value.stats_data_id == DATASET and caught.value.retryable
+    assert str(caught.value).count(DATASET) == 1
