@@ -1,22 +1,27 @@
 """Read-only, sandboxed SQL for untrusted callers: an assistant over MCP, a user at the CLI.
 
-Two independent fences, so that a hole in one is not a hole in the sandbox:
+Independent fences, so that a hole in one is not a hole in the sandbox:
 
-1. **The parser check** (``check_readonly``): sqlglot parses the Trino text and only one
-   ``SELECT`` (``WITH … SELECT``, set operations of selects), ``DESCRIBE <table>``,
-   ``SHOW TABLES`` or ``SHOW COLUMNS FROM <table>`` over the lake's namespace is accepted: no
-   table functions, no file paths, no system tables, no functions that read the environment or
-   the configuration. The accepted tree is transpiled to DuckDB *without comments*, and DuckDB's
-   own parser then checks that text again (one ``SELECT``, no table function, only the tables
-   registered for it), so a sqlglot/DuckDB disagreement cannot smuggle anything through.
-2. **The locked connection** (``sandbox_connection``): a fresh in-memory DuckDB with external
-   access off (no files, no network, no extensions), autoload/autoinstall off, no spill
-   directory, a memory limit and a thread count, then ``lock_configuration`` so SQL cannot undo
-   any of it. Only the lake tables the query names are registered, as Arrow.
+1. **sqlglot** (``check_readonly``): the Trino text must be one ``SELECT`` (``WITH … SELECT``,
+   set operations of selects), ``DESCRIBE <table>``, ``SHOW TABLES`` or ``SHOW COLUMNS FROM
+   <table>`` over the lake's namespace: no table functions, no file paths, no system tables, no
+   functions that read files, the environment or the configuration.
+2. **DuckDB's parser** (``verify_with_duckdb``): the tree is transpiled to DuckDB *without
+   comments* and DuckDB parses that text again; the same rules are applied to DuckDB's own
+   tree, so a sqlglot/DuckDB disagreement cannot smuggle anything through. Functions whose
+   result size is an argument (``repeat``, ``lpad``, ``range`` …) need small literal sizes:
+   DuckDB allocates their results outside its memory limit and cannot interrupt them.
+3. **The locked connection** (``sandbox_connection``): a fresh in-memory DuckDB with external
+   access off (no files, no network, no extensions, no Python variables), autoload/autoinstall
+   off, no spill directory, a memory limit and a thread count, then ``lock_configuration`` so
+   SQL cannot undo any of it. Only the lake tables the query names are registered, as Arrow.
 
 Results are capped (``row_cap`` rows, then ``truncated=True``) and time-limited (a timer calls
 ``connection.interrupt()``). Every failure is a ``SandboxError`` with ``kind``, ``message``,
 ``hint`` and ``retryable``, ready to be returned as a structured MCP tool error.
+
+Not bounded here: memory that DuckDB does not track (strings built by concatenation across CTEs
+can still grow past ``memory_limit``); run an exposed service under an OS memory limit.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ REFUSAL_KINDS: dict[str, bool] = {
     "outside_namespace": True,
     "ambiguous_name": True,
     "unknown_table": True,
+    "size_limit": True,
 }
 
 
@@ -228,6 +234,25 @@ _SYSTEM_TABLES = re.compile(
     r"(duckdb_\w*|sqlite_\w*|pragma_\w*|pg_\w*|information_schema)", re.IGNORECASE
 )
 _TABLE_NAME = re.compile(r"\w+")
+# Functions whose result size is an argument. Their result is allocated outside DuckDB's memory
+# limit and cannot be interrupted (repeat('x', 600000000) took 1.3 GB under a 256 MB limit, and
+# range(30000000) 7 s after the interrupt), so the size must be an integer literal of at most
+# MAX_GENERATED. Index None: every argument is a size.
+MAX_GENERATED = 10_000
+_SIZE_ARGUMENTS: dict[str, int | None] = {
+    "range": None,
+    "generate_series": None,
+    "repeat": 1,
+    "lpad": 1,
+    "rpad": 1,
+    "list_resize": 1,
+    "array_resize": 1,
+    "bitstring": 1,
+    "bar": 3,
+    "to_base": 2,
+    "equi_width_bins": 2,
+}
+_FORMAT_FUNCTIONS = {"printf", "format"}
 _SEVERITY = [
     "write_statement",
     "file_access",
@@ -239,6 +264,7 @@ _SEVERITY = [
     "outside_namespace",
     "ambiguous_name",
     "unknown_table",
+    "size_limit",
 ]
 
 
@@ -556,8 +582,21 @@ def check_readonly(
 
     ``sql`` is Trino dialect. With ``known_tables`` (the namespace's tables), a table that is
     not among them is refused before anything is loaded, and the message lists what exists.
+    The DuckDB text is checked again by DuckDB's parser (``verify_with_duckdb``) before it is
+    returned, on a throwaway connection: parsing needs no table.
     """
-    known = _known_map(known_tables)
+    checked = _check_sqlglot(sql, namespace, _known_map(known_tables))
+    if checked.duckdb_sql:
+        con = sandbox_connection(memory_limit="64MB", threads=1)
+        try:
+            verify_with_duckdb(con, checked, namespace)
+        finally:
+            con.close()
+    return checked
+
+
+def _check_sqlglot(sql: str, namespace: str, known: dict[str, str] | None) -> CheckedSql:
+    """The first fence: tokens and sqlglot's Trino tree."""
     if len(sql) > MAX_SQL_CHARS:
         raise _refuse(
             "too_long",
@@ -672,10 +711,12 @@ def _verify_nodes(node: Any, visible: set[str], statement: str, namespace: str) 
     where = " (DuckDB's parser)"
     kind = node.get("type")
     if kind == "TABLE_FUNCTION":
-        name = str((node.get("function") or {}).get("function_name", "?"))
-        raise _function_problem(name, where, namespace) or _refuse(
-            "table_function", f"table function {name}() refused{where}.", namespace
-        )
+        function = node.get("function")
+        name = str(function.get("function_name", "?") if isinstance(function, dict) else "?")
+        if name.lower() != "unnest":  # FROM UNNEST(ARRAY[…]) is Trino's; it reads no table
+            raise _function_problem(name.lower(), where, namespace) or _refuse(
+                "table_function", f"table function {name}() refused{where}.", namespace
+            )
     if kind == "BASE_TABLE":
         name = str(node.get("table_name", ""))
         if node.get("schema_name") or node.get("catalog_name"):
@@ -694,11 +735,71 @@ def _verify_nodes(node: Any, visible: set[str], statement: str, namespace: str) 
     ):
         raise _refuse("unsupported_statement", f"SHOW/DESCRIBE form refused{where}.", namespace)
     if node.get("class") == "FUNCTION":
-        problem = _function_problem(str(node.get("function_name", "")), where, namespace)
+        name = str(node.get("function_name", "")).lower()
+        arguments = [
+            a.get("expression", a) if isinstance(a, dict) else a
+            for a in node.get("arguments") or node.get("children") or []
+        ]
+        problem = _function_problem(name, where, namespace) or _size_problem(
+            name, arguments, namespace
+        )
         if problem:
             raise problem
     for value in node.values():
         _verify_nodes(value, visible, statement, namespace)
+
+
+def _integer_literal(node: Any) -> int | None:
+    if not isinstance(node, dict):
+        return None
+    literal = node.get("literal")
+    if node.get("class") != "CONSTANT" or not isinstance(literal, dict):
+        return None
+    try:
+        return int(str(literal.get("text")))
+    except ValueError:
+        return None
+
+
+def _size_problem(name: str, arguments: list[Any], namespace: str) -> SqlRefusedError | None:
+    """Refuse a size argument that is not a small integer literal (see ``_SIZE_ARGUMENTS``)."""
+    hint = (
+        f"Give {name}() literal sizes of at most {MAX_GENERATED:,}, e.g. sequence(1, 100); "
+        "aggregate or filter lake rows instead of generating data."
+    )
+    if name in _FORMAT_FUNCTIONS and arguments:
+        literal = arguments[0].get("literal") if isinstance(arguments[0], dict) else None
+        text = str(literal.get("text")) if isinstance(literal, dict) else None
+        widths = [int(n) for n in re.findall(r"\d+", text or "")]
+        if (
+            text is None
+            or "*" in text
+            or re.search(r"\{[^}]*\{", text)
+            or max(widths, default=0) > MAX_GENERATED
+        ):
+            return _refuse(
+                "size_limit",
+                f"{name}() refused: its format must be a string literal without * or nested "
+                f"{{}} and with widths of at most {MAX_GENERATED:,}.",
+                namespace,
+                hint=hint,
+            )
+        return None
+    if name not in _SIZE_ARGUMENTS:
+        return None
+    index = _SIZE_ARGUMENTS[name]
+    sizes = arguments if index is None else arguments[index : index + 1]
+    for argument in sizes:
+        value = _integer_literal(argument)
+        if value is None or abs(value) > MAX_GENERATED:
+            return _refuse(
+                "size_limit",
+                f"{name}() refused: a size that is not an integer literal of at most "
+                f"{MAX_GENERATED:,} can allocate memory outside the sandbox's limits.",
+                namespace,
+                hint=hint,
+            )
+    return None
 
 
 def _like(pattern: str) -> re.Pattern[str]:
@@ -756,7 +857,6 @@ class SandboxedQuery:
             schema_only = checked.statement != STATEMENT_SELECT
             for name in checked.tables:
                 con.register(name, self._load(actual.get(name, name), schema_only))
-            verify_with_duckdb(con, checked, self.namespace)
             table = self._execute(con, checked.duckdb_sql)
         finally:
             con.close()

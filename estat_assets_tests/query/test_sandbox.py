@@ -169,6 +169,15 @@ REFUSED = [
     # rows made by functions
     ("SELECT * FROM range(10)", "table_function"),
     ("SELECT * FROM generate_series(1, 10)", "table_function"),
+    # sizes DuckDB allocates outside its memory limit, and cannot interrupt
+    ("SELECT sequence(1, 100000000)", "size_limit"),
+    ("SELECT * FROM UNNEST(sequence(1, 1000000000)) AS t(x)", "size_limit"),
+    ("SELECT repeat('x', 600000000)", "size_limit"),
+    ("SELECT repeat(area_name, CAST(value AS INTEGER)) FROM estat.population", "size_limit"),
+    ("SELECT lpad(area_name, 1000000000, ' ') FROM estat.population", "size_limit"),
+    ("SELECT printf('%300000000d', 1)", "size_limit"),
+    ("SELECT printf('%*d', 300000000, 1)", "size_limit"),
+    ("SELECT format('{:>{}}', 'x', 300000000)", "size_limit"),
     # not SQL
     ("", "empty_query"),
     ("  ;  ", "empty_query"),
@@ -232,6 +241,9 @@ ACCEPTED = [
     ("SELECT * FROM estat.population, UNNEST(ARRAY[1, 2]) AS t(x)", ("population",), None),
     ("SELECT * FROM (VALUES (1), (2)) AS t(x)", (), None),
     ("SELECT 1;", (), "SELECT 1"),
+    ("SELECT lpad(area_code, 5, '0') FROM estat.population", ("population",), None),
+    ("SELECT * FROM UNNEST(sequence(2015, 2020)) AS t(y)", (), None),
+    ("SELECT printf('%5d', 1)", (), None),
     # a line comment cannot end the statement early in what DuckDB runs: comments are dropped
     ("SELECT 1 -- */ ; COPY (SELECT 1) TO '/tmp/x' /*\n", (), "SELECT 1"),
 ]
@@ -450,6 +462,11 @@ def test_describe_show_columns_and_show_tables(catalog) -> None:
     assert tables.sql == "" and tables.tables == ()
     like = run_readonly(catalog, "SHOW TABLES IN estat LIKE 'pop%'")
     assert like.table.column("Table").to_pylist() == ["population"]
+
+
+def test_small_generated_series_run(catalog) -> None:
+    result = run_readonly(catalog, "SELECT y FROM UNNEST(sequence(2019, 2021)) AS t(y) ORDER BY y")
+    assert result.table.column("y").to_pylist() == [2019, 2020, 2021]
 
 
 def test_unknown_table_lists_the_lake_tables(catalog) -> None:
