@@ -76,8 +76,13 @@ def _json_value(value: Any) -> str:
         return str(value) if value.is_finite() else "null"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_json_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        pairs = (
+            f"{json.dumps(str(k), ensure_ascii=False)}: {_json_value(v)}" for k, v in value.items()
+        )
+        return "{" + ", ".join(pairs) + "}"
     return json.dumps(_text(value), ensure_ascii=False)
 
 

@@ -138,8 +138,14 @@ def test_json_edge_cases() -> None:
     assert json.loads(format_table(special, "json")) == [{"x": None}, {"x": None}]
     repeated = pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"])
     assert json.loads(format_table(repeated, "json")) == [{"a": 1, "a_2": 2}]
-    nested = pa.table({"l": [["東京", None]], "m": [{"k": 1}]})
-    assert json.loads(format_table(nested, "json")) == [{"l": ["東京", None], "m": {"k": 1}}]
+    nested = pa.table({"l": [["東京", None]], "m": [{"k": 1.5}], "x": [[float("nan")]]})
+    assert (
+        format_table(nested, "json")
+        == '[\n  {"l": ["東京", null], "m": {"k": 1.5}, "x": [null]}\n]'
+    )
+    assert json.loads(format_table(nested, "json")) == [
+        {"l": ["東京", None], "m": {"k": 1.5}, "x": [None]}
+    ]
 
 
 def test_max_rows_and_empty_results(table) -> None:
