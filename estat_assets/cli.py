@@ -1,25 +1,28 @@
-"""``estat-lake``: the command line for running the lake locally.
+"""``estat-lake``: the command line of the lake.
 
-estat-lake demo                      # emulator + every sample partition through Dagster
-estat-lake emulator --data DIR --port P
-estat-lake register [--domain D]     # add datasets/years from e-Stat metadata as partitions
-estat-lake materialize --domain D [--dataset ID] [--year Y]
-estat-lake query "SELECT ... FROM estat.population"
+estat-lake demo                          # emulator + every sample dataset through Dagster
+estat-lake emulator --data DIR --port P  # the bundled e-Stat emulator
+estat-lake register [--domain D]         # add the declared datasets as partitions (no e-Stat call)
+estat-lake materialize [--domain D] [--dataset ID] [--years Y]
+estat-lake query "SELECT ... FROM estat.population" [--format table|csv|json]
 estat-lake conform RAW.json [MORE.json ...] --out FILE.parquet
+
+Errors are one line that says what to do, never a traceback; the exit status is 2 for bad input
+or configuration, 1 when a load failed, 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from estat_assets import CREDIT_NOTICE, CREDIT_NOTICE_EN
-from estat_assets.settings import DEFAULT_EMULATOR_PORT, local_paths
+from estat_assets.settings import DEFAULT_EMULATOR_PORT, Settings
 
 DEMO_QUERY = """
 SELECT area_name, year, cat01_name, value, unit
@@ -31,70 +34,116 @@ LIMIT 5
 """
 
 
-def _print_table(table, max_rows: int = 50) -> None:
-    from tabulate import tabulate
+class UsageError(Exception):
+    """Bad input on the command line: the message says what to pass instead."""
 
-    rows = table.slice(0, max_rows).to_pylist()
-    print(
-        tabulate(
-            [list(r.values()) for r in rows],
-            headers=table.column_names,
-            tablefmt="github",
-            floatfmt=".12g",
-        )
-    )
-    if table.num_rows > max_rows:
-        print(f"... {table.num_rows - max_rows} more rows")
+
+def say(text: str) -> None:
+    print(text, flush=True)
 
 
 @contextlib.contextmanager
-def _emulator(port: int) -> Iterator[str | None]:
-    """Start the bundled emulator unless ESTAT_API_URL points elsewhere; yield the API base."""
-    if os.environ.get("ESTAT_API_URL"):
-        yield None
+def lake_settings(port: int | None = None) -> Iterator[Settings]:
+    """The settings, pointed at the bundled emulator (started here) unless ESTAT_API_URL is set."""
+    settings = Settings.from_env()
+    if not settings.uses_emulator:
+        yield settings
         return
     from estat_emulator import EmulatorServer, TableStore
 
+    port = settings.emulator_port if port is None else port
     server = EmulatorServer(TableStore.default(), host="127.0.0.1", port=port)
-    server.start()
-    os.environ["ESTAT_API_URL"] = server.api_base
     try:
-        yield server.api_base
+        server.start()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot start the e-Stat emulator on 127.0.0.1:{port} ({exc.strerror}): stop what "
+            "uses the port, or pass --port / set ESTAT_EMULATOR_PORT, or set ESTAT_API_URL"
+        ) from None
+    try:
+        yield settings.with_api_url(server.api_base)
     finally:
         server.stop()
-        os.environ.pop("ESTAT_API_URL", None)
 
 
-def _client():
-    from estat_assets.defs.resources import build_resources
+def _definitions(settings: Settings):
+    from estat_assets.definitions import build_definitions
 
-    return build_resources("local")["estat"].client()
-
-
-def _instance():
-    import dagster as dg
-
-    from estat_assets.runner import prepare_home
-
-    prepare_home(local_paths())
-    return dg.DagsterInstance.get()
+    return build_definitions(settings)
 
 
-def _selected_domains(name: str | None):
-    from estat_assets.domains import load_domains
+def _active(settings: Settings, defs) -> tuple:
+    from estat_assets.definitions import active_domains
 
-    domains = load_domains()
-    if name:
-        domains = tuple(d for d in domains if d.name == name)
-        if not domains:
-            raise SystemExit(f"no domain {name!r} in domains.yaml")
-    return domains
+    return active_domains(settings, defs.resources)
+
+
+def select_loads(
+    domains, domain: str | None, dataset: str | None, years: str | None, allow_shrink: bool = False
+) -> list:
+    """The loads a filter names; a filter that names nothing is an error, not a silent no-op."""
+    from estat_assets.estat.ids import check_dataset_id, parse_years
+    from estat_assets.runner import Load
+
+    year_list = tuple(parse_years(years)) if years is not None else None
+    if dataset is not None:
+        check_dataset_id(dataset)
+    if domain is not None:
+        chosen = [d for d in domains if d.name == domain]
+        if not chosen:
+            names = ", ".join(d.name for d in domains) or "none"
+            raise UsageError(f"no domain {domain!r} with datasets (domains with datasets: {names})")
+    else:
+        chosen = list(domains)
+    loads = [
+        Load(d.name, ds, year_list, allow_shrink)
+        for d in chosen
+        for ds in d.datasets
+        if dataset is None or ds == dataset
+    ]
+    if not loads:
+        where = f" in domain {domain}" if domain else ""
+        what = f"dataset {dataset}" if dataset else "datasets"
+        raise UsageError(
+            f"no {what}{where} to load: declare it in domains.yaml or add it with "
+            "`estat-lake add ID`"
+        )
+    return loads
+
+
+def _print_outcome(i: int, n: int, o) -> None:
+    status = "ok" if o.success else f"FAILED: {o.error}"
+    rows = "-" if o.rows_loaded is None else f"{o.rows_loaded:,}"
+    years = f" [{o.load.years[0]}…]" if o.load.years else ""
+    say(
+        f"[{i}/{n}] {o.load.domain} {o.load.dataset_id}{years}: {rows} rows "
+        f"({o.years or 'no years'}), checks {o.checks_passed} passed / {o.checks_warned} warned / "
+        f"{o.checks_failed} failed, {o.seconds:.1f} s — {status}"
+    )
+
+
+def run_loads(settings: Settings, loads: list, defs=None) -> list:
+    from estat_assets.runner import open_instance, run_load
+
+    defs = defs or _definitions(settings)
+    instance = open_instance(settings)
+    outcomes = []
+    for i, load in enumerate(loads, start=1):
+        outcome = run_load(defs, instance, load, settings, say=say)
+        outcomes.append(outcome)
+        _print_outcome(i, len(loads), outcome)
+    return outcomes
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
     from estat_emulator import serve
 
-    serve(args.data, args.host, args.port, faults_file=args.faults, required_app_id=args.app_id)
+    try:
+        serve(args.data, args.host, args.port, faults_file=args.faults, required_app_id=args.app_id)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve on {args.host}:{args.port} ({exc.strerror}): pick another --port"
+        ) from None
     return 0
 
 
@@ -105,127 +154,118 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from estat_assets.conform import ConformInput, conform_pages
     from estat_assets.estat.models import parse_meta_info
 
-    pages = [Path(p).read_bytes() for p in args.pages]
-    meta = parse_meta_info(orjson.loads(Path(args.meta).read_bytes())) if args.meta else None
+    pages = []
+    for name in args.pages:
+        try:
+            body = Path(name).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise UsageError(f"{name} is not JSON ({exc}); pass getStatsData responses") from None
+        if not isinstance(document, dict) or "GET_STATS_DATA" not in document:
+            raise UsageError(f"{name} is not a getStatsData response (no GET_STATS_DATA object)")
+        pages.append(body)
+    meta = None
+    if args.meta:
+        try:
+            meta = parse_meta_info(orjson.loads(Path(args.meta).read_bytes()))
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise UsageError(f"cannot read getMetaInfo from {args.meta}: {exc}") from None
     dataset = args.dataset_id
     if dataset is None:
-        head = orjson.loads(pages[0]) if pages else {}
-        table_inf = head.get("GET_STATS_DATA", {}).get("STATISTICAL_DATA", {}).get("TABLE_INF", {})
-        dataset = str(table_inf.get("@id", "unknown"))
+        table_inf = orjson.loads(pages[0])["GET_STATS_DATA"].get("STATISTICAL_DATA", {})
+        dataset = str((table_inf or {}).get("TABLE_INF", {}).get("@id", "unknown"))
     table = conform_pages(pages, ConformInput(dataset_id=dataset, metadata=meta, run_id="cli"))
     pq.write_table(table, args.out, compression="snappy")
-    print(f"{table.num_rows} rows, {table.num_columns} columns → {args.out}")
+    say(f"{table.num_rows} rows, {table.num_columns} columns → {args.out}")
     return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     from estat_assets.defs.resources import build_resources
-    from estat_assets.query.engine import DuckDBEngine, QueryError
+    from estat_assets.query.output import footer, format_table
 
-    iceberg = build_resources("local")["iceberg"]
-    try:
-        result = DuckDBEngine(iceberg.catalog(), iceberg.namespace).query(args.sql)
-    except QueryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    _print_table(result, args.max_rows)
+    settings = Settings.from_env()
+    engine = build_resources(settings)["query_engine"]
+    started = time.monotonic()
+    result, _ = engine.run(args.sql)
+    print(format_table(result, args.format, args.max_rows), end="")
+    print(
+        footer(
+            result.num_rows, time.monotonic() - started, shown=min(result.num_rows, args.max_rows)
+        ),
+        file=sys.stderr,
+    )
     return 0
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from estat_assets.runner import discover, register_slices
+    from estat_assets.defs.partitions import register
+    from estat_assets.runner import open_instance
 
-    instance = _instance()
-    with _emulator(args.port), _client() as client:
-        for domain in _selected_domains(args.domain):
-            slices = discover(client, domain, only_with_data=not args.all_years)
-            register_slices(instance, domain.name, slices)
-            print(f"{domain.name}: {len(slices)} partitions registered")
+    settings = Settings.from_env()
+    defs = _definitions(settings)
+    instance = open_instance(settings)
+    domains = [d for d in _active(settings, defs) if not args.domain or d.name == args.domain]
+    if args.domain and not domains:
+        raise UsageError(f"no domain {args.domain!r} with datasets")
+    for domain in domains:
+        new = register(instance, domain.name, domain.datasets)
+        say(f"{domain.name}: {len(domain.datasets)} datasets ({len(new)} new partitions)")
     return 0
 
 
-def _run_slices(instance, slices, label: str = "") -> list:
-    from estat_assets.definitions import build_definitions
-    from estat_assets.runner import materialize_slice
-
-    defs = build_definitions("local")
-    outcomes = []
-    for i, s in enumerate(slices, start=1):
-        outcome = materialize_slice(defs, instance, s)
-        outcomes.append(outcome)
-        status = "ok" if outcome.success else f"FAILED: {outcome.error}"
-        print(
-            f"{label}[{i}/{len(slices)}] {s.domain} {s.dataset_id}|{s.year}: "
-            f"{outcome.rows_written if outcome.rows_written is not None else '-'} rows, "
-            f"checks {outcome.checks_passed} passed / {outcome.checks_warned} warned / "
-            f"{outcome.checks_failed} failed — {status}",
-            flush=True,
-        )
-    return outcomes
-
-
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from estat_assets.runner import discover, register_slices
-
-    instance = _instance()
-    with _emulator(args.port), _client() as client:
-        slices = []
-        for domain in _selected_domains(args.domain):
-            found = discover(client, domain)
-            register_slices(instance, domain.name, found)
-            slices += [
-                s
-                for s in found
-                if (not args.dataset or s.dataset_id == args.dataset)
-                and (not args.year or s.year == args.year)
-            ]
-        outcomes = _run_slices(instance, slices)
-    return 0 if all(o.success for o in outcomes) else 1
-
-
-def _slice_counts(catalog, identifier) -> dict[tuple[str, int], int]:
-    """Rows per (dataset_id, year) of an Iceberg table; {} when the table does not exist."""
-    from estat_assets.lake.quarantine import table_exists
-
-    if not table_exists(catalog, identifier):
-        return {}
-    data = catalog.load_table(identifier).scan(selected_fields=("dataset_id", "year")).to_arrow()
-    counts = data.group_by(["dataset_id", "year"]).aggregate([([], "count_all")])
-    return {(r["dataset_id"], r["year"]): r["count_all"] for r in counts.to_pylist()}
-
-
-def lake_summary(slices) -> tuple[list[list], list[str]]:
-    """Per domain table: partitions, rows in Iceberg (+ quarantined) vs rows e-Stat serves."""
-    from estat_assets.defs.resources import build_resources
-    from estat_assets.lake.quarantine import quarantine_name
-
-    iceberg = build_resources("local")["iceberg"]
-    catalog = iceberg.catalog()
-    problems = []
-    rows = []
-    for domain in sorted({s.domain for s in slices}):
-        expected = {
-            (s.dataset_id, int(s.year)): s.expected_rows for s in slices if s.domain == domain
-        }
-        actual = _slice_counts(catalog, iceberg.identifier(domain))
-        held = _slice_counts(catalog, iceberg.identifier(quarantine_name(domain)))
-        for key, n in expected.items():
-            stored = actual.get(key, 0) + held.get(key, 0)
-            if stored != n:
-                problems.append(
-                    f"{domain} {key}: lake has {actual.get(key, 0)} + {held.get(key, 0)} "
-                    f"quarantined, e-Stat serves {n}"
-                )
-        rows.append(
-            [
-                f"{iceberg.namespace}.{domain}",
-                len({k[0] for k in actual}),
-                len(actual),
-                sum(actual.values()),
-                sum(held.values()),
-                sum(expected.values()),
-            ]
+    with lake_settings(args.port) as settings:
+        defs = _definitions(settings)
+        loads = select_loads(
+            _active(settings, defs), args.domain, args.dataset, args.years, args.allow_shrink
         )
+        outcomes = run_loads(settings, loads, defs)
+    failed = [o for o in outcomes if not o.success]
+    if failed:
+        say(f"{len(failed)} of {len(outcomes)} load(s) failed:")
+        for o in failed:
+            say(f"  {o.load.domain} {o.load.dataset_id}: {o.error}")
+    return 1 if failed else 0
+
+
+def lake_summary(settings: Settings, outcomes: list) -> tuple[list[list], list[str]]:
+    """Per domain table: datasets, rows in Iceberg (+ quarantined) vs rows e-Stat serves."""
+    from estat_assets.defs.resources import build_resources
+    from estat_assets.lake.iceberg import slice_rows, table_exists
+    from estat_assets.lake.quarantine import quarantine_name
+    from estat_assets.lake.rawstore import load_manifest
+
+    res = build_resources(settings)
+    iceberg, storage = res["iceberg"], res["lake"].storage()
+    catalog = iceberg.catalog()
+    problems, rows = [], []
+    for domain in sorted({o.load.domain for o in outcomes}):
+        table_id, q_id = iceberg.identifier(domain), iceberg.identifier(quarantine_name(domain))
+        table = catalog.load_table(table_id) if table_exists(catalog, table_id) else None
+        held = catalog.load_table(q_id) if table_exists(catalog, q_id) else None
+        stored = quarantined = served = 0
+        datasets = years = 0
+        for o in (o for o in outcomes if o.load.domain == domain):
+            in_lake = slice_rows(table, o.load.dataset_id) if table else {}
+            in_q = slice_rows(held, o.load.dataset_id) if held else {}
+            raw = load_manifest(storage, domain, o.load.dataset_id)
+            expected = raw["total_number"] if raw else 0
+            got = sum(in_lake.values()) + sum(in_q.values())
+            if got != expected:
+                problems.append(
+                    f"{domain} {o.load.dataset_id}: lake has {got:,} rows "
+                    f"(with quarantine), e-Stat serves {expected:,}"
+                )
+            stored += sum(in_lake.values())
+            quarantined += sum(in_q.values())
+            served += expected
+            datasets += 1
+            years += len(in_lake)
+        rows.append([".".join(table_id), datasets, years, stored, quarantined, served])
     return rows, problems
 
 
@@ -233,58 +273,57 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from estat_assets.defs.resources import build_resources
-    from estat_assets.query.engine import DuckDBEngine
-    from estat_assets.runner import discover, register_slices
 
     started = time.monotonic()
-    paths = local_paths()
-    print(f"estat-lake demo — ESTAT_LAKE_HOME={paths.home}")
-    print(CREDIT_NOTICE)
-    instance = _instance()
-    with _emulator(args.port) as api, _client() as client:
-        print(f"e-Stat API: {api or os.environ['ESTAT_API_URL']} (bundled emulator: {bool(api)})")
-        slices = []
-        for domain in _selected_domains(args.domain):
-            found = discover(client, domain)
-            register_slices(instance, domain.name, found)
-            slices += found
-        print(f"{len(slices)} partitions with data; materializing each as a Dagster run")
-        outcomes = _run_slices(instance, slices)
-    rows, problems = lake_summary(slices)
-    checks_passed = sum(o.checks_passed for o in outcomes)
-    checks_failed = sum(o.checks_failed for o in outcomes)
-    checks_warned = sum(o.checks_warned for o in outcomes)
-    print("\nSummary")
-    print(
+    with lake_settings(args.port) as settings:
+        say(f"estat-lake demo — ESTAT_LAKE_HOME={settings.home}")
+        say(CREDIT_NOTICE)
+        say(f"e-Stat API: {settings.estat_url}")
+        defs = _definitions(settings)
+        loads = select_loads(_active(settings, defs), args.domain, None, None)
+        say(f"{len(loads)} datasets; loading each as one Dagster run")
+        outcomes = run_loads(settings, loads, defs)
+    rows, problems = lake_summary(settings, outcomes)
+    passed = sum(o.checks_passed for o in outcomes)
+    failed_checks = sum(o.checks_failed for o in outcomes)
+    warned = sum(o.checks_warned for o in outcomes)
+    say("\nSummary")
+    say(
         tabulate(
             rows,
             headers=[
                 "table",
                 "datasets",
-                "partitions",
+                "years",
                 "rows in lake",
                 "quarantined",
                 "rows e-Stat serves",
             ],
             tablefmt="github",
+            intfmt=",",
         )
     )
-    print(
+    say(
         f"runs: {len(outcomes)} ({sum(not o.success for o in outcomes)} failed); "
-        f"asset checks: {checks_passed} passed, {checks_warned} warned, {checks_failed} failed"
+        f"asset checks: {passed} passed, {warned} warned, {failed_checks} failed"
     )
-    iceberg = build_resources("local")["iceberg"]
-    print("\nAnalytics (Trino SQL on DuckDB): largest 総面積 in the latest year, synthetic values")
-    _print_table(DuckDBEngine(iceberg.catalog(), iceberg.namespace).query(DEMO_QUERY))
-    print(
+    if any(o.load.domain == "population" and o.success for o in outcomes):
+        from estat_assets.query.output import format_table
+
+        engine = build_resources(settings)["query_engine"]
+        say(
+            "\nAnalytics (Trino SQL on DuckDB): largest 総面積 in the latest year, synthetic values"
+        )
+        say(format_table(engine.run(DEMO_QUERY)[0], "table").rstrip())
+    say(
         f"\ndone in {time.monotonic() - started:.1f} s. Open the UI with `make dev` "
         "(http://127.0.0.1:3000) to see the runs, partitions and asset checks."
     )
-    print(CREDIT_NOTICE_EN)
+    say(CREDIT_NOTICE_EN)
     for p in problems:
         print(f"MISMATCH: {p}", file=sys.stderr)
-    failed = [o for o in outcomes if not o.success]
-    return 1 if problems or failed or checks_failed else 0
+    bad = [o for o in outcomes if not o.success]
+    return 1 if problems or bad or failed_checks else 0
 
 
 def cmd_athena(args: argparse.Namespace) -> int:
@@ -295,57 +334,120 @@ def cmd_athena(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="estat-lake", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("emulator", help="serve recorded/generated e-Stat responses on loopback")
     p.add_argument(
-        "--data", default=None, help="directory of recorded responses (default: bundled)"
+        "--data",
+        default=None,
+        help="directory of recorded responses (default: the bundled samples)",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=DEFAULT_EMULATOR_PORT)
-    p.add_argument("--faults", default=None, help="JSON file of fault rules")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_EMULATOR_PORT,
+        help=f"port (default {DEFAULT_EMULATOR_PORT})",
+    )
+    p.add_argument("--faults", default=None, help="JSON file of fault rules to inject")
     p.add_argument("--app-id", default=None, help="require this appId (default: any non-empty)")
     p.set_defaults(func=cmd_emulator)
 
     p = sub.add_parser("conform", help="conform raw getStatsData page files to Parquet")
-    p.add_argument("pages", nargs="+")
-    p.add_argument("--out", required=True)
-    p.add_argument("--meta", default=None, help="getMetaInfo response for names (optional)")
-    p.add_argument("--dataset-id", default=None)
+    p.add_argument("pages", nargs="+", help="getStatsData JSON responses, in page order")
+    p.add_argument("--out", required=True, help="the Parquet file to write")
+    p.add_argument("--meta", default=None, help="the table's getMetaInfo response (for names)")
+    p.add_argument("--dataset-id", default=None, help="statsDataId (default: from TABLE_INF)")
     p.set_defaults(func=cmd_conform)
 
     p = sub.add_parser(
         "athena",
         help="production Athena tools: setup-workgroup --name N --output s3://... --region R",
     )
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the Athena tool")
     p.set_defaults(func=cmd_athena)
 
-    p = sub.add_parser("query", help="run Trino-dialect SQL on the local lake (DuckDB)")
-    p.add_argument("sql")
-    p.add_argument("--max-rows", type=int, default=50)
+    p = sub.add_parser("query", help="run Trino-dialect SQL on the lake (DuckDB locally)")
+    p.add_argument("sql", help='e.g. "SELECT count(*) FROM estat.population"')
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (default table)",
+    )
+    p.add_argument("--max-rows", type=int, default=50, help="rows to print (default 50)")
     p.set_defaults(func=cmd_query)
 
+    p = sub.add_parser(
+        "register", help="add the declared datasets as Dagster partitions (no e-Stat request)"
+    )
+    p.add_argument("--domain", default=None, help="only this domain")
+    p.set_defaults(func=cmd_register)
+
     for name, func, text in (
-        ("register", cmd_register, "register partitions from e-Stat metadata"),
-        ("materialize", cmd_materialize, "materialize partitions as Dagster runs"),
-        ("demo", cmd_demo, "run every sample partition offline and summarise"),
+        (
+            "materialize",
+            cmd_materialize,
+            "load datasets (whole tables, or some years) as Dagster runs in this process",
+        ),
+        ("demo", cmd_demo, "load every sample dataset offline and summarise"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--domain", default=None)
-        p.add_argument("--port", type=int, default=DEFAULT_EMULATOR_PORT)
-        if name == "register":
-            p.add_argument("--all-years", action="store_true")
+        p.add_argument("--domain", default=None, help="only this domain")
+        p.add_argument(
+            "--port",
+            type=int,
+            default=None,
+            help="port of the bundled emulator (default ESTAT_EMULATOR_PORT or "
+            f"{DEFAULT_EMULATOR_PORT})",
+        )
         if name == "materialize":
-            p.add_argument("--dataset", default=None)
-            p.add_argument("--year", default=None)
+            p.add_argument("--dataset", default=None, help="only this statsDataId")
+            p.add_argument(
+                "--years",
+                "--year",
+                dest="years",
+                default=None,
+                help="only these years: 2020, 2011,2015 or 2010-2013",
+            )
+            p.add_argument(
+                "--allow-shrink",
+                action="store_true",
+                help="replace years with fewer rows even without evidence that "
+                "e-Stat withdrew them (operator override)",
+            )
         p.set_defaults(func=func)
     return parser
 
 
+def _interrupt(signum, frame):  # SIGTERM stops the CLI like Ctrl-C does
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from estat_assets.domains import DomainsError
+    from estat_assets.estat.errors import EStatError
+    from estat_assets.runner import PoolBusyError
+    from estat_assets.settings import SettingsError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("estat-lake: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, SettingsError, DomainsError, EStatError, PoolBusyError) as exc:
+        print(f"estat-lake: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the query engine and others: their messages name the fix
+        from estat_assets.query.engine import QueryError
+
+        if isinstance(exc, QueryError):
+            print(f"estat-lake: error: {exc}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

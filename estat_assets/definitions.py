@@ -1,4 +1,10 @@
-"""The Dagster code location. The environment is chosen when definitions load, not at import."""
+"""The Dagster code location. Settings are read when definitions load, never at import.
+
+Only domains with datasets (declared in ``domains.yaml`` or added with ``estat-lake add``) or
+watched surveys produce assets and sensors, so the catalog shows what can hold data. Every job
+runs its steps in one process (``in_process_executor``): a load is a few light steps, and a
+process per step cost seconds each.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +14,39 @@ from estat_assets.defs.assets import build_domain_assets
 from estat_assets.defs.audit import build_audit_sensors
 from estat_assets.defs.jobs import build_domain_job, job_name
 from estat_assets.defs.maintenance import lake_maintenance_job, lake_maintenance_schedule
+from estat_assets.defs.reaper import build_reaper_sensor
 from estat_assets.defs.resources import build_resources
 from estat_assets.defs.sensors import build_release_sensor
-from estat_assets.domains import DomainSpec, load_domains
+from estat_assets.domains import DomainSpec, load_domains, with_registered
+from estat_assets.lake.registry import registered_by_domain
+from estat_assets.settings import Settings
+
+
+def active_domains(settings: Settings, resources: dict) -> tuple[DomainSpec, ...]:
+    """The configured domains with their added datasets; those with nothing to load dropped."""
+    domains = load_domains(settings.domains_file)
+    added = registered_by_domain(resources["lake"].storage())
+    return tuple(d for d in with_registered(domains, added) if d.datasets or d.surveys)
 
 
 def build_definitions(
-    env_name: str | None = None,
+    settings: Settings | None = None,
     domains: tuple[DomainSpec, ...] | None = None,
     resources: dict | None = None,
-    environ: dict[str, str] | None = None,
 ) -> dg.Definitions:
-    domains = domains if domains is not None else load_domains()
-    assets = [a for d in domains for a in build_domain_assets(d)]
+    settings = settings or Settings.from_env()
+    resources = resources if resources is not None else build_resources(settings)
+    domains = domains if domains is not None else active_domains(settings, resources)
+    assets = [a for d in domains for a in build_domain_assets(d, settings)]
     jobs = {job_name(d.name): build_domain_job(d) for d in domains}
-    sensors = [build_release_sensor(d, jobs[job_name(d.name)], environ) for d in domains]
+    sensors = [build_release_sensor(d, jobs[job_name(d.name)], settings) for d in domains]
     return dg.Definitions(
         assets=assets,
         jobs=[*jobs.values(), lake_maintenance_job],
-        sensors=[*sensors, *build_audit_sensors(environ)],
+        sensors=[*sensors, *build_audit_sensors(settings), build_reaper_sensor(settings)],
         schedules=[lake_maintenance_schedule],
-        resources=resources if resources is not None else build_resources(env_name),
+        resources=resources,
+        executor=dg.in_process_executor,
     )
 
 

@@ -1,145 +1,189 @@
-"""Operating the lake from a shell: prepare the home, register partitions, run them, summarise.
+"""Running loads from a shell: the lake's Dagster instance, one in-process run per dataset.
 
-These are the steps ``estat-lake demo`` chains together. Runs are real Dagster runs in the
-``ESTAT_LAKE_HOME`` instance (so the UI shows them), executed in this process one partition at a
-time: one run = raw → conformed (+ checks) → Iceberg slice for one (dataset, year).
+These are the steps ``estat-lake demo``, ``materialize`` and ``load`` chain together. Runs are real
+Dagster runs in the ``ESTAT_LAKE_HOME`` instance (so the UI shows them), executed in this
+process. Before each run, runs whose worker died are reaped (their pool slots freed); a run that
+would wait for the ``estat_api`` pool says so on the console and gives up after
+``ESTAT_POOL_WAIT_SECONDS`` instead of blocking for ever.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib import resources
 
 import dagster as dg
 
-from estat_assets.defs.audit import record_run
+from estat_assets.defs.audit import failure_cause, record_run
 from estat_assets.defs.jobs import job_name
-from estat_assets.defs.partitions import partition_key, register
-from estat_assets.domains import DomainSpec
-from estat_assets.estat.client import EStatClient
-from estat_assets.estat.slicing import time_filter, year_slices
-from estat_assets.settings import LocalPaths
+from estat_assets.defs.partitions import (
+    ALLOW_SHRINK_TAG,
+    DATASET_TAG,
+    DOMAIN_TAG,
+    YEARS_TAG,
+    register,
+)
+from estat_assets.defs.raw import API_POOL
+from estat_assets.defs.reaper import cli_run_tags, reap
+from estat_assets.settings import Settings
 
 # Console logs of in-process runs: warnings and errors only (the UI has the full event log).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
 
 
-def prepare_home(paths: LocalPaths, instance_yaml: Path | None = None) -> Path:
-    """Create ``ESTAT_LAKE_HOME`` and its Dagster home; point ``DAGSTER_HOME`` at it."""
-    paths.ensure()
+class PoolBusyError(RuntimeError):
+    """No ``estat_api`` slot came free in time: other runs are fetching from e-Stat."""
+
+
+def instance_yaml() -> bytes:
+    return resources.files("estat_assets").joinpath("dagster.yaml").read_bytes()
+
+
+def open_instance(settings: Settings) -> dg.DagsterInstance:
+    """The lake's Dagster instance under ``ESTAT_LAKE_HOME/dagster``, configured by the packaged
+    ``dagster.yaml`` whatever the working directory."""
+    paths = settings.paths.ensure()
     home = paths.dagster_home
     target = home / "dagster.yaml"
-    source = instance_yaml or Path("dagster.yaml")
-    if source.is_file():
-        if not target.exists() or target.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, target)
-    elif not target.exists():
-        target.write_text(TELEMETRY_OFF, encoding="utf-8")
+    wanted = instance_yaml()
+    if not target.exists() or target.read_bytes() != wanted:
+        target.write_bytes(wanted)
     nux = home / ".nux" / "nux.yaml"  # skip the "join the community" modal in the UI
     if not nux.exists():
         nux.parent.mkdir(parents=True, exist_ok=True)
         nux.write_text("seen: 1\n", encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def copy_instance_yaml(dagster_home: str) -> None:
+    """``make dev``: the same instance configuration for the UI and daemon."""
+    with resources.as_file(resources.files("estat_assets").joinpath("dagster.yaml")) as src:
+        shutil.copyfile(src, f"{dagster_home}/dagster.yaml")
 
 
 @dataclass(frozen=True)
-class Slice:
-    """A (dataset, year) partition and the rows e-Stat says it has."""
+class Load:
+    """One dataset to load: its whole table, or ``years`` of it."""
 
     domain: str
     dataset_id: str
-    year: str
-    expected_rows: int
+    years: tuple[str, ...] | None = None
+    allow_shrink: bool = False
 
-
-def discover(client: EStatClient, domain: DomainSpec, only_with_data: bool = True) -> list[Slice]:
-    """Every (dataset, year) of a domain from the tables' own metadata, with row counts."""
-    out = []
-    for dataset_id in domain.datasets:
-        meta, _ = client.get_meta_info(dataset_id)
-        for year, codes in sorted(year_slices(meta).items()):
-            n = client.count(dataset_id, time_filter(meta, codes))
-            if n or not only_with_data:
-                out.append(Slice(domain.name, dataset_id, year, n))
-    return out
-
-
-def register_slices(instance: dg.DagsterInstance, domain: str, slices: list[Slice]) -> None:
-    by_dataset: dict[str, list[str]] = {}
-    for s in slices:
-        by_dataset.setdefault(s.dataset_id, []).append(s.year)
-    register(instance, domain, by_dataset)
+    def tags(self) -> dict[str, str]:
+        tags = {DOMAIN_TAG: self.domain, DATASET_TAG: self.dataset_id, **cli_run_tags()}
+        if self.years:
+            tags[YEARS_TAG] = ",".join(self.years)
+        if self.allow_shrink:
+            tags[ALLOW_SHRINK_TAG] = "true"
+        return tags
 
 
 @dataclass
 class RunOutcome:
-    slice: Slice
+    load: Load
     run_id: str
     success: bool
     checks_passed: int = 0
     checks_failed: int = 0  # ERROR severity: these block the Iceberg write
-    checks_warned: int = 0  # WARN severity: reported, the slice is still written
-    rows_written: int | None = None
+    checks_warned: int = 0  # WARN severity: reported, the data is still written
+    rows_written: int | None = None  # the dataset's rows in the domain table after the run
+    rows_loaded: int | None = None
+    quarantined: int | None = None
+    years: str = ""
     error: str | None = None
+    seconds: float = 0.0
+    metadata: dict = field(default_factory=dict)
 
 
-@dataclass
-class MaterializeReport:
-    outcomes: list[RunOutcome] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[RunOutcome]:
-        return [o for o in self.outcomes if not o.success]
+def wait_for_pool(
+    instance: dg.DagsterInstance,
+    wait_seconds: float,
+    say: Callable[[str], None],
+    pool: str = API_POOL,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Return when ``pool`` has a free slot; reap dead runs meanwhile; give up after a while."""
+    deadline = clock() + wait_seconds
+    told = False
+    while True:
+        reap(instance, say)
+        info = instance.event_log_storage.get_concurrency_info(pool)
+        if info.limit is None or info.active_slot_count < info.limit:
+            return
+        holders = ", ".join(sorted(info.active_run_ids)) or "?"
+        if clock() >= deadline:
+            raise PoolBusyError(
+                f"no free '{pool}' slot after {wait_seconds:.0f} s: held by run(s) {holders}. "
+                "Wait for them (see the Dagster UI), cancel them, or raise "
+                "ESTAT_POOL_WAIT_SECONDS"
+            )
+        if not told:
+            say(
+                f"waiting for a free '{pool}' slot ({info.active_slot_count}/{info.limit} "
+                f"held by run(s) {holders}); giving up in {wait_seconds:.0f} s"
+            )
+            told = True
+        sleep(1.0)
 
 
 def _is_warning(evaluation: dg.AssetCheckEvaluation) -> bool:
     return evaluation.severity == dg.AssetCheckSeverity.WARN
 
 
-def materialize_slice(
-    defs: dg.Definitions, instance: dg.DagsterInstance, s: Slice, quiet: bool = True
+def _meta(event: dg.DagsterEvent) -> dict:
+    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
+def run_load(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    load: Load,
+    settings: Settings,
+    say: Callable[[str], None] = print,
+    quiet: bool = True,
 ) -> RunOutcome:
-    """One real run of the domain job for one partition, recorded in ``instance``."""
-    job = defs.resolve_job_def(job_name(s.domain))
+    """One real run of the domain job for one dataset, recorded in ``instance`` and audited."""
+    wait_for_pool(instance, settings.pool_wait_seconds, say)
+    register(instance, load.domain, [load.dataset_id])
+    job = defs.resolve_job_def(job_name(load.domain))
+    started = time.monotonic()
     result = job.execute_in_process(
-        partition_key=str(partition_key(s.dataset_id, s.year)),
+        partition_key=load.dataset_id,
         instance=instance,
         raise_on_error=False,
         run_config=QUIET if quiet else None,
+        tags=load.tags(),
     )
     # In-process runs are not seen by the daemon's run status sensors: audit them here (the
     # record is replaced by run id, so a daemon recording it too cannot duplicate it).
-    resources = defs.resources or {}
-    if "lake" in resources and "iceberg" in resources:
-        record_run(
-            instance, instance.get_run_by_id(result.run_id), resources["lake"], resources["iceberg"]
-        )
+    res = defs.resources or {}
+    if "lake" in res and "iceberg" in res:
+        record_run(instance, instance.get_run_by_id(result.run_id), res["lake"], res["iceberg"])
     evaluations = result.get_asset_check_evaluations()
-    rows = None
-    for mat in result.get_asset_materialization_events():
-        key = mat.asset_key
-        if key and key.path[-1] == "table":
-            value = mat.materialization.metadata.get("dagster/row_count")
-            rows = getattr(value, "value", None)
-    error = None
-    if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
-        if failures:
-            info = failures[0].step_failure_data.error
-            error = info.message.strip().splitlines()[0] if info else "step failed"
-        else:
-            error = "run failed"
-    return RunOutcome(
-        slice=s,
+    outcome = RunOutcome(
+        load=load,
         run_id=result.run_id,
         success=result.success,
         checks_passed=sum(1 for e in evaluations if e.passed),
         checks_failed=sum(1 for e in evaluations if not e.passed and not _is_warning(e)),
         checks_warned=sum(1 for e in evaluations if not e.passed and _is_warning(e)),
-        rows_written=rows,
-        error=error,
+        seconds=time.monotonic() - started,
     )
+    for mat in result.get_asset_materialization_events():
+        if mat.asset_key and mat.asset_key.path[-1] == "table":
+            meta = _meta(mat)
+            outcome.metadata = meta
+            outcome.rows_written = meta.get("dagster/partition_row_count")
+            outcome.rows_loaded = meta.get("rows_loaded")
+            outcome.quarantined = meta.get("quarantined_rows")
+            outcome.years = str(meta.get("years_loaded", ""))
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        outcome.error = failure_cause(failures[0]) if failures else "run failed"
+        outcome.error = outcome.error.strip().splitlines()[0]
+    return outcome

@@ -1,9 +1,15 @@
-"""Shared fixtures: a real e-Stat emulator on loopback and a throwaway ESTAT_LAKE_HOME."""
+"""Shared fixtures: a real e-Stat emulator on loopback and a throwaway lake over it.
+
+Tests that start servers or Dagster processes are marked ``slow`` (``make test-fast`` skips them;
+``make test``, which CI runs, runs everything).
+"""
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 
+from estat_assets_tests.harness import make_lake
 from estat_emulator import EmulatorServer, TableStore
 
 
@@ -29,3 +35,15 @@ def lake_env(tmp_path, emulator) -> dict[str, str]:
         "ESTAT_LAKE_HOME": str(tmp_path / "home"),
         "ESTAT_API_URL": emulator.api_base,
     }
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def lake(tmp_path, emulator, instance):
+    """A population lake (dataset 9900020202) under tmp_path over the emulator."""
+    return make_lake(tmp_path / "home", emulator, instance)

@@ -27,6 +27,8 @@ from estat_assets.estat.shape import AXES, as_dict
 NUMBER_PATTERN = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 
 KEY_SUFFIX = "_code"
+# The annotation of a value_raw that reads as a number beyond the DOUBLE range (value stays null).
+OUT_OF_RANGE = "倍精度の範囲外のため数値化せず (out of DOUBLE range: not stored as a number)"
 
 
 def axis_fields(axis: str) -> list[pa.Field]:
@@ -222,8 +224,19 @@ def conform_batch(pages: Sequence[bytes], inp: ConformInput) -> tuple[pa.Table, 
     raw = col["$"]
     is_number = pc.fill_null(pc.match_substring_regex(raw, NUMBER_PATTERN), False)
     out["value_raw"] = raw
-    out["value"] = pc.cast(pc.if_else(is_number, raw, pa.scalar(None, pa.string())), pa.float64())
+    value = pc.cast(pc.if_else(is_number, raw, pa.scalar(None, pa.string())), pa.float64())
+    # "1e400" matches the number pattern but is no DOUBLE: never store ±inf as a value.
+    too_big = pc.fill_null(pc.invert(pc.is_finite(value)), False)
+    has_too_big = n and pc.any(too_big).as_py()
+    if has_too_big:
+        value = pc.if_else(too_big, pa.scalar(None, pa.float64()), value)
+    out["value"] = value
     legend = _lookup(raw, list(notes), list(notes.values()))
+    if has_too_big:
+        legend = join_skip_nulls(
+            [legend, pc.if_else(too_big, pa.scalar(OUT_OF_RANGE), pa.scalar(None, pa.string()))],
+            " | ",
+        )
     cell_note = col["@annotation"]
     if cell_note.null_count < n:
         joined = join_skip_nulls([legend, cell_note], " | ")
@@ -236,3 +249,10 @@ def conform_batch(pages: Sequence[bytes], inp: ConformInput) -> tuple[pa.Table, 
     schema = conformed_schema(present, list(semantic))
     table = pa.Table.from_arrays([out[f.name].cast(f.type) for f in schema], schema=schema)
     return table, dataclasses.replace(inp, metadata=metadata, notes=notes)
+
+
+def empty_conformed(metadata: TableMetadata | None, rules: Sequence[SemanticRule] = ()) -> pa.Table:
+    """The conformed table of no rows, with the columns this table would have."""
+    axes = metadata.axes if metadata else []
+    semantic = list(match_axes(rules, metadata.classes)) if metadata else []
+    return conformed_schema(axes, semantic).empty_table()

@@ -6,60 +6,16 @@ as its own Iceberg table ``<namespace>.<domain>_<name>``, replaced whole in one 
 queryable by the same engines. Not partitioned: each run recomputes from the whole table.
 """
 
-import contextlib
-import warnings
-
 import dagster as dg
 import pyarrow as pa
-from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
-from pyiceberg.table import Table
 
-from estat_assets.defs.resources import IcebergCatalogResource, QueryEngineResource
+from estat_assets.defs.resources import IcebergCatalogResource, QueryEngine
 from estat_assets.domains import DomainSpec
+from estat_assets.lake.analytics import analytics_table_name, normalize, replace_table
 from estat_assets.query.analytics_sql import QUERIES, render
 
 ANALYTICS = tuple(QUERIES)
 PREVIEW_ROWS = 10
-
-
-def analytics_table_name(domain: str, name: str) -> str:
-    return f"{domain}_{name}"
-
-
-def _plain_type(t: pa.DataType) -> pa.DataType:
-    """Engine output types → the few types an Iceberg table (and Glue) takes plainly."""
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return pa.string()
-    if pa.types.is_integer(t):
-        return pa.int64()
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return pa.float64()
-    if pa.types.is_boolean(t) or pa.types.is_date(t) or pa.types.is_timestamp(t):
-        return t
-    return pa.string()
-
-
-def normalize(data: pa.Table) -> pa.Table:
-    schema = pa.schema([pa.field(f.name, _plain_type(f.type)) for f in data.schema])
-    return data.cast(schema)
-
-
-def replace_table(catalog: Catalog, identifier: tuple[str, str], data: pa.Table) -> Table:
-    """Replace the whole contents of ``identifier`` with ``data`` (recreated if columns change)."""
-    with contextlib.suppress(NamespaceAlreadyExistsError):
-        catalog.create_namespace(identifier[0])
-    try:
-        table = catalog.load_table(identifier)
-        if table.schema().as_arrow().names != data.schema.names:
-            catalog.drop_table(identifier)
-            raise NoSuchTableError(str(identifier))
-    except NoSuchTableError:
-        table = catalog.create_table(identifier, schema=data.schema)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        table.overwrite(data.cast(table.schema().as_arrow()))
-    return catalog.load_table(identifier)
 
 
 def _preview(data: pa.Table) -> str:
@@ -77,23 +33,30 @@ def build_analytics_asset(domain: DomainSpec, name: str) -> dg.AssetsDefinition:
         deps=[table_key],
         group_name=f"{domain.name}_analytics",
         kinds={"iceberg", "sql"},
+        owners=domain.owners,
+        tags={"layer": "analytics", "domain": domain.name},
+        code_version="1",
+        metadata={"dagster/table_name": f"estat.{analytics_table_name(domain.name, name)}"},
+        # Recomputed whenever a dataset of the domain is loaded (any partition of its table),
+        # once the daemon's automation sensor is on.
+        automation_condition=dg.AutomationCondition.eager(),
         description=f"{domain.title or domain.name}: {description}",
     )
     def analytics(
         context: dg.AssetExecutionContext,
-        query_engine: QueryEngineResource,
+        query_engine: dg.ResourceParam[QueryEngine],
         iceberg: IcebergCatalogResource,
     ) -> dg.MaterializeResult:
         sql = render(name, query_engine.table_ref(domain.name))
         data, query_metadata = query_engine.run(sql)
         data = normalize(data)
         identifier = iceberg.identifier(analytics_table_name(domain.name, name))
-        table = replace_table(iceberg.catalog(), identifier, data)
+        table = replace_table(iceberg.catalog(), identifier, data, context.run_id)
         context.log.info(f"{name}: {data.num_rows} rows → {'.'.join(identifier)}")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": data.num_rows,
-                "table": ".".join(identifier),
+                "dagster/table_name": ".".join(identifier),
                 "metadata_location": table.metadata_location,
                 "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
                 "preview": dg.MetadataValue.md(_preview(data)) if data.num_rows else "",

@@ -1,79 +1,35 @@
-"""Run manifests and ``estat.ingestion_runs``: what every ingestion run did, success or failure.
+"""What every ingestion run did, from its event log: a manifest file and ``estat.ingestion_runs``.
 
-Three run status sensors (``ingestion_run_success_sensor`` on SUCCESS,
-``ingestion_run_failure_sensor`` on FAILURE, and
-``ingestion_run_canceled_sensor`` on CANCELED) watch every run of the code location that
-touches a domain asset (domain jobs, UI/CLI backfills, sensors). A sensor, not a hook, because a
-hook only sees the steps that ran: a run that fails before its first step (run worker crash, bad
-config) or whose ``table`` step was skipped after a failed check must be recorded too.
-
-For each run they read the run's event log and
-
-- write ``<lake root>/<domain>/runs/date=<YYYY-MM-DD>/<run_id>.json``: the partition, status,
-  per-step outcome and duration, rows per layer, check results, errors, the release loaded;
-- replace the run's row in the Iceberg table ``estat.ingestion_runs`` (overwrite filtered on
-  ``run_id``, so a re-evaluated tick never duplicates).
+Three run status sensors (``ingestion_run_{success,failure,canceled}_sensor``) watch every run of
+the code location that touches a domain asset (domain jobs, UI/CLI backfills, sensors). A sensor,
+not a hook, because a hook only sees the steps that ran: a run that fails before its first step
+(run worker crash, bad config) or whose ``table`` step was skipped after a failed check must be
+recorded too. In-process runs (the CLI) call :func:`record_run` themselves. The error recorded is
+the first real cause (the typed error a step failed with), never Dagster's "Exceeded max_retries".
 
 So "what did we load last month and what failed" is one query::
 
     estat-lake query "SELECT status, count(*) AS runs, sum(table_rows) AS rows
                       FROM estat.ingestion_runs
                       WHERE started_at >= current_timestamp - INTERVAL '31' DAY GROUP BY status"
-
-The sensors are on by default (``DefaultSensorStatus.RUNNING``); they run in the daemon only.
-In-process runs (``estat-lake demo``) can call :func:`record_run` themselves.
 """
 
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import orjson
-from pyiceberg.expressions import EqualTo
-from pyiceberg.types import DoubleType, IntegerType, LongType, StringType, TimestamptzType
 
-from estat_assets.defs.inventory import ensure_plain_table, fields_schema, replace_rows
+from estat_assets.defs.partitions import DOMAIN_TAG, YEARS_TAG
 from estat_assets.defs.resources import IcebergCatalogResource
+from estat_assets.lake.inventory import reconcile_inventory
 from estat_assets.lake.io_managers import LakeStorage
-from estat_assets.lake.layout import DATASET_DIM, YEAR_DIM
+from estat_assets.lake.runs import write_run
+from estat_assets.settings import Settings
 
-RUNS_TABLE = "ingestion_runs"
-LAYERS = ("raw", "conformed", "table")
-INTERVAL_ENV = "ESTAT_AUDIT_SENSOR_INTERVAL"
-DEFAULT_INTERVAL_SECONDS = 15
+LAYERS = ("raw", "conformed", "table", "class_codes")
 MAX_ERROR_CHARS = 2000
-
-_S, _L, _I = StringType(), LongType(), IntegerType()
-RUNS_FIELDS: tuple[tuple[str, Any, bool], ...] = (
-    ("run_id", _S, True),
-    ("domain", _S, True),
-    ("job_name", _S, False),
-    ("partition_key", _S, False),
-    ("dataset_id", _S, False),
-    ("year", _I, False),
-    ("status", _S, True),  # SUCCESS | FAILURE | CANCELED
-    ("started_at", TimestamptzType(), False),
-    ("ended_at", TimestamptzType(), False),
-    ("duration_seconds", DoubleType(), False),
-    ("raw_rows", _L, False),
-    ("conformed_rows", _L, False),
-    ("quarantined_rows", _L, False),
-    ("table_rows", _L, False),
-    ("checks_passed", _I, False),
-    ("checks_failed", _I, False),
-    ("failed_checks", _S, False),
-    ("failed_step", _S, False),
-    ("error", _S, False),
-    ("source_updated_date", _S, False),
-    ("snapshot_id", _S, False),
-    ("backfill_id", _S, False),
-    ("sensor_name", _S, False),
-    ("run_key", _S, False),
-    ("manifest_path", _S, False),
-    ("recorded_at", TimestamptzType(), False),
-)
+ASSET_JOB = "__ASSET_JOB"
 
 
 def _ts(seconds: float | None) -> datetime | None:
@@ -85,20 +41,50 @@ def _value(entry: Any) -> Any:
 
 
 def run_domain(run: dg.DagsterRun) -> str | None:
-    """The domain a run loads: the first path part of a ``<domain>/<layer>`` asset it targets."""
+    """The domain a run loads: its ``estat/domain`` tag, else the first path part of a
+    ``<domain>/<layer>`` asset it targets."""
+    if run.tags.get(DOMAIN_TAG):
+        return run.tags[DOMAIN_TAG]
     keys: Iterable[dg.AssetKey] = run.asset_selection or ()
     for key in sorted(keys, key=lambda k: k.to_user_string()):
         if len(key.path) == 2 and key.path[1] in LAYERS:
             return key.path[0]
-    name = run.job_name or ""
-    partitioned = "|" in run.tags.get("dagster/partition", "")
-    if partitioned and name.endswith("_job") and not name.startswith("__"):
-        return name.removesuffix("_job")
     return None
 
 
+def launched_as(run: dg.DagsterRun) -> str:
+    """The job, or for runs of the implicit asset job what launched them."""
+    if not (run.job_name or "").startswith(ASSET_JOB):
+        return run.job_name
+    if run.tags.get("dagster/backfill"):
+        return "asset backfill"
+    return "asset materialization"
+
+
+def failure_cause(event: dg.DagsterEvent) -> str:
+    """The first real cause of a step failure: our typed error's one line, not Dagster's
+    retry bookkeeping."""
+    data = event.step_failure_data
+    if data is None:
+        return "step failed"
+    user = data.user_failure_data
+    if user is not None and user.description:
+        return user.description.strip()
+    error = data.error
+    messages = []
+    while error is not None:
+        messages.append((error.cls_name or "", error.message.strip()))
+        error = error.cause or getattr(error, "context", None)
+    for cls_name, message in messages:
+        if cls_name not in ("DagsterMaxRetriesExceededError", "RetryRequestedFromPolicy") and (
+            "Exceeded max_retries" not in message
+        ):
+            return message
+    return messages[0][1] if messages else "step failed"
+
+
 def build_manifest(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict[str, Any] | None:
-    """Everything the run's event log says about the partition it loaded."""
+    """Everything the run's event log says about the dataset it loaded."""
     domain = run_domain(run)
     if domain is None:
         return None
@@ -128,22 +114,20 @@ def build_manifest(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict[str
             elif kind == "STEP_FAILURE":
                 s["status"] = "FAILURE"
                 s["ended_at"] = entry.timestamp
-                info = event.step_failure_data.error if event.step_failure_data else None
-                message = (info.message if info else "step failed").strip()
-                s["error"] = message[:MAX_ERROR_CHARS]
-                errors.append({"step": step, "error": message[:MAX_ERROR_CHARS]})
+                cause = failure_cause(event)[:MAX_ERROR_CHARS]
+                s["error"] = cause
+                errors.append({"step": step, "error": cause})
             elif kind == "STEP_UP_FOR_RETRY":
                 s["status"] = "UP_FOR_RETRY"
             elif kind == "STEP_SKIPPED":
                 s["status"] = "SKIPPED"
         if kind == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
-            layer = mat.asset_key.path[-1]
             meta = {k: _value(v) for k, v in mat.metadata.items()}
-            layers[layer] = {
+            layers[mat.asset_key.path[-1]] = {
                 "asset": mat.asset_key.to_user_string(),
                 "partition": mat.partition,
-                "rows": meta.get("dagster/row_count"),
+                "rows": meta.get("dagster/partition_row_count", meta.get("dagster/row_count")),
                 "quarantined_rows": meta.get("quarantined_rows"),
                 "updated_date": meta.get("updated_date") or meta.get("source_updated_date"),
                 "snapshot_id": meta.get("snapshot_id"),
@@ -166,21 +150,18 @@ def build_manifest(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict[str
         for key in ("started_at", "ended_at"):
             if key in s:
                 s[key] = _ts(s[key]).isoformat()
-    dataset_id = tags.get(f"dagster/partition/{DATASET_DIM}")
-    year = tags.get(f"dagster/partition/{YEAR_DIM}")
+    # A raw step that gave up after retries records one failure per attempt: the first
+    # attempt's cause is the real one; keep the errors in order.
     partition = tags.get("dagster/partition")
-    if partition and (not dataset_id or not year) and "|" in partition:
-        dataset_id, _, year = partition.partition("|")
-    status = run.status.value
     failed = [c["check"] for c in checks if not c["passed"]]
     return {
         "run_id": run.run_id,
         "domain": domain,
-        "job_name": run.job_name,
-        "status": status,
+        "job_name": launched_as(run),
+        "status": run.status.value,
         "partition_key": partition,
-        "dataset_id": dataset_id,
-        "year": year,
+        "dataset_id": tags.get("estat/dataset_id") or partition,
+        "years": tags.get(YEARS_TAG) or "",
         "started_at": _ts(started).isoformat() if started else None,
         "ended_at": _ts(ended).isoformat() if ended else None,
         "duration_seconds": round(ended - started, 3) if started and ended else None,
@@ -197,81 +178,25 @@ def build_manifest(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict[str
     }
 
 
-def manifest_parts(manifest: dict[str, Any]) -> tuple[str, ...]:
-    day = (manifest.get("started_at") or datetime.now(UTC).isoformat())[:10]
-    return (manifest["domain"], "runs", f"date={day}", f"{manifest['run_id']}.json")
-
-
-def runs_row(manifest: dict[str, Any], manifest_path: str) -> dict[str, Any]:
-    layers = manifest["layers"]
-    errors = manifest["errors"]
-
-    def rows(layer: str, key: str = "rows") -> int | None:
-        value = (layers.get(layer) or {}).get(key)
-        return None if value is None else int(value)
-
-    year = manifest.get("year")
-    return {
-        "run_id": manifest["run_id"],
-        "domain": manifest["domain"],
-        "job_name": manifest["job_name"],
-        "partition_key": manifest["partition_key"],
-        "dataset_id": manifest["dataset_id"],
-        "year": int(year) if year and str(year).isdigit() else None,
-        "status": manifest["status"],
-        "started_at": _parse(manifest["started_at"]),
-        "ended_at": _parse(manifest["ended_at"]),
-        "duration_seconds": manifest["duration_seconds"],
-        "raw_rows": rows("raw"),
-        "conformed_rows": rows("conformed"),
-        "quarantined_rows": rows("conformed", "quarantined_rows"),
-        "table_rows": rows("table"),
-        "checks_passed": sum(1 for c in manifest["checks"] if c["passed"]),
-        "checks_failed": len(manifest["failed_checks"]),
-        "failed_checks": ",".join(manifest["failed_checks"]) or None,
-        "failed_step": errors[0]["step"] or None if errors else None,
-        "error": errors[0]["error"].splitlines()[0][:500] if errors else None,
-        "source_updated_date": manifest["source_updated_date"],
-        "snapshot_id": (layers.get("table") or {}).get("snapshot_id"),
-        "backfill_id": manifest["backfill_id"],
-        "sensor_name": manifest["sensor_name"],
-        "run_key": manifest["run_key"],
-        "manifest_path": manifest_path,
-        "recorded_at": datetime.now(UTC),
-    }
-
-
-def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def record_run(
-    instance: dg.DagsterInstance, run: dg.DagsterRun, lake: LakeStorage, iceberg: Any
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun,
+    lake: LakeStorage,
+    iceberg: IcebergCatalogResource,
 ) -> dict[str, Any] | None:
-    """Write the run's manifest and its ``ingestion_runs`` row. ``None`` for non-ingestion runs."""
+    """Write the run's manifest and its ``ingestion_runs`` row; heal the domain's inventory.
+
+    ``None`` for runs that load no domain. A failed run may have died between the Iceberg commit
+    and the inventory update: the inventory of its domain is reconciled from the table itself.
+    """
     manifest = build_manifest(instance, run)
     if manifest is None:
         return None
-    storage = lake.storage()
-    parts = manifest_parts(manifest)
-    storage.write_bytes(storage.path(*parts), orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    path = storage.uri(*parts)
     catalog = iceberg.catalog()
-    identifier = iceberg.identifier(RUNS_TABLE)
-    ensure_plain_table(catalog, identifier, fields_schema(RUNS_FIELDS))
-    row = runs_row(manifest, path)
-    replace_rows(
-        catalog, identifier, [row], EqualTo("run_id", run.run_id), {"dagster.run_id": run.run_id}
-    )
+    path, row = write_run(lake.storage(), catalog, iceberg.namespace, manifest)
+    if manifest["status"] != "SUCCESS":
+        reconcile_inventory(catalog, iceberg.namespace, manifest["domain"])
     return {"manifest": manifest, "manifest_path": path, "row": row}
-
-
-def _interval(environ: dict[str, str] | None = None) -> int:
-    env = os.environ if environ is None else environ
-    try:
-        return int(env.get(INTERVAL_ENV) or DEFAULT_INTERVAL_SECONDS)
-    except ValueError:
-        return DEFAULT_INTERVAL_SECONDS
 
 
 # (run status, sensor name part, wording): one sensor per end state a run can reach.
@@ -282,14 +207,12 @@ AUDITED_STATUSES = (
 )
 
 
-def build_audit_sensors(environ: dict[str, str] | None = None) -> list[dg.SensorDefinition]:
-    interval = _interval(environ)
-
+def build_audit_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     def build(status: dg.DagsterRunStatus, part: str, wording: str) -> dg.SensorDefinition:
         @dg.run_status_sensor(
             name=f"ingestion_run_{part}_sensor",
             run_status=status,
-            minimum_interval_seconds=interval,
+            minimum_interval_seconds=settings.audit_sensor_interval,
             default_status=dg.DefaultSensorStatus.RUNNING,
             description=f"Writes the run manifest and the estat.ingestion_runs row of {wording} "
             "runs.",
@@ -297,20 +220,16 @@ def build_audit_sensors(environ: dict[str, str] | None = None) -> list[dg.Sensor
         def audit(
             context: dg.RunStatusSensorContext, lake: LakeStorage, iceberg: IcebergCatalogResource
         ):
-            _record(context, lake, iceberg)
+            out = record_run(context.instance, context.dagster_run, lake, iceberg)
+            if out is None:
+                context.log.debug(f"run {context.dagster_run.run_id}: not an ingestion run")
+                return
+            row = out["row"]
+            context.log.info(
+                f"run {row['run_id']} {row['status']} {row['partition_key']}: "
+                f"{row['table_rows']} rows; manifest {out['manifest_path']}"
+            )
 
         return audit
 
     return [build(*spec) for spec in AUDITED_STATUSES]
-
-
-def _record(context: dg.RunStatusSensorContext, lake: LakeStorage, iceberg: Any) -> None:
-    out = record_run(context.instance, context.dagster_run, lake, iceberg)
-    if out is None:
-        context.log.debug(f"run {context.dagster_run.run_id}: not an ingestion run")
-        return
-    row = out["row"]
-    context.log.info(
-        f"run {row['run_id']} {row['status']} {row['partition_key']}: "
-        f"{row['table_rows']} rows; manifest {out['manifest_path']}"
-    )

@@ -1,28 +1,25 @@
-"""One partitioned job per domain: raw → conformed (+ checks) → table for one partition.
+"""One partitioned job per domain: raw → conformed (+ checks) → table → class codes of a dataset.
 
-Release sensors target these jobs; ``dagster job backfill -j <domain>_job`` backfills them. Runs
-carry the tag ``estat/domain`` so ``dagster.yaml`` can limit queued runs per domain.
+Release sensors and ``estat-lake load`` target these jobs; ``dagster job backfill -j
+<domain>_job`` backfills them, and the UI backfills the assets the same way (every run carries
+``estat/domain`` and ``estat/dataset_id``, see ``instance/coordinator.py``).
 """
-
-from __future__ import annotations
 
 import dagster as dg
 
-from estat_assets.defs.partitions import domain_partitions
+from estat_assets.defs.partitions import DOMAIN_TAG, domain_partitions
 from estat_assets.domains import DomainSpec
-
-DOMAIN_TAG = "estat/domain"
 
 
 def job_name(domain: str) -> str:
     return f"{domain}_job"
 
 
-def build_domain_job(domain: DomainSpec) -> dg.UnresolvedAssetJobDefinition:
+def build_domain_job(domain: DomainSpec) -> "dg.UnresolvedAssetJobDefinition":
     return dg.define_asset_job(
         job_name(domain.name),
         selection=dg.AssetSelection.groups(domain.name),
         partitions_def=domain_partitions(domain.name),
         tags={DOMAIN_TAG: domain.name},
-        description=f"Load one (dataset, year) partition of {domain.name} into the lake.",
+        description=f"Load one e-Stat table (a dataset partition) of {domain.name} into the lake.",
     )

@@ -1,44 +1,40 @@
-"""Partitions: dataset × year per domain, both dynamic.
+"""Partitions: one per e-Stat table (statsDataId), a dynamic dimension per domain.
 
-Each domain has its own two dynamic dimensions, ``<domain>__dataset`` and ``<domain>__year``, so a
-sensor can add a dataset (or a new year) without a code change, and the UI can backfill a whole
-domain, one dataset or one year column. Dagster makes the cross product of the two: a
-``(dataset, year)`` pair the table does not cover materializes as an empty slice (0 rows).
+A run loads one dataset: its whole table (one e-Stat release) or, with the ``estat/years`` tag,
+some of its years. Why not dataset × year: Dagster's multi-partitions are a full cross product, so
+a domain showed every (dataset, year) pair, most of which can never hold data, and one run per
+year cost ~20 s of run overhead for a few hundred rows. e-Stat publishes, revises and counts a
+table as a whole; the lake still stores and replaces it a year slice at a time inside one commit.
+
+Keys are added by the release sensor, ``estat-lake add``/``register`` and the UI; the assets and
+the storage layer refuse any key that is not ten ASCII digits.
 """
 
-from __future__ import annotations
+from collections.abc import Iterable
 
 import dagster as dg
 
-from estat_assets.lake.layout import DATASET_DIM, YEAR_DIM
+from estat_assets.estat.ids import check_dataset_id
+
+YEARS_TAG = "estat/years"  # "2011", "2011,2015", "2010-2013": load only these years
+ALLOW_SHRINK_TAG = "estat/allow_shrink"  # "true": replace slices with fewer rows (operator)
+DOMAIN_TAG = "estat/domain"
+DATASET_TAG = "estat/dataset_id"
 
 
 def dataset_dimension(domain: str) -> str:
     return f"{domain}__dataset"
 
 
-def year_dimension(domain: str) -> str:
-    return f"{domain}__year"
+def domain_partitions(domain: str) -> dg.DynamicPartitionsDefinition:
+    return dg.DynamicPartitionsDefinition(name=dataset_dimension(domain))
 
 
-def domain_partitions(domain: str) -> dg.MultiPartitionsDefinition:
-    return dg.MultiPartitionsDefinition(
-        {
-            DATASET_DIM: dg.DynamicPartitionsDefinition(name=dataset_dimension(domain)),
-            YEAR_DIM: dg.DynamicPartitionsDefinition(name=year_dimension(domain)),
-        }
-    )
-
-
-def partition_key(dataset_id: str, year: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({DATASET_DIM: dataset_id, YEAR_DIM: year})
-
-
-def register(instance: dg.DagsterInstance, domain: str, slices: dict[str, list[str]]) -> None:
-    """Add datasets and years to a domain's dimensions (adding a known key is a no-op)."""
-    datasets = sorted(slices)
-    years = sorted({y for ys in slices.values() for y in ys})
-    if datasets:
-        instance.add_dynamic_partitions(dataset_dimension(domain), datasets)
-    if years:
-        instance.add_dynamic_partitions(year_dimension(domain), years)
+def register(instance: dg.DagsterInstance, domain: str, datasets: Iterable[str]) -> list[str]:
+    """Add datasets to a domain's partitions (a known key is a no-op); returns the new ones."""
+    wanted = sorted({check_dataset_id(d) for d in datasets})
+    known = set(instance.get_dynamic_partitions(dataset_dimension(domain)))
+    new = [d for d in wanted if d not in known]
+    if new:
+        instance.add_dynamic_partitions(dataset_dimension(domain), new)
+    return new

@@ -1,10 +1,11 @@
-"""``<domain>/raw``: the e-Stat pages of one (dataset, year), byte-exact, plus a manifest.
+"""``<domain>/raw``: the e-Stat pages of one table (or some of its years), byte-exact.
 
 Pages are staged under the run's own folder as they arrive; the manifest written by the IO manager
-publishes them. A failed fetch removes its pages, so nothing partial is ever visible.
+publishes them. A failed fetch removes its pages, so nothing partial is ever visible. The fetch
+logic (requests, verification, "no data" cross-checks, republish restarts) is
+``estat/download.py``; this module is the Dagster edge around it.
 """
 
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,66 +13,36 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from estat_assets import CREDIT_NOTICE
-from estat_assets.defs.partitions import domain_partitions
+from estat_assets.defs.errors import failure_for
+from estat_assets.defs.partitions import YEARS_TAG, domain_partitions
 from estat_assets.defs.resources import EStatResource
 from estat_assets.domains import DomainSpec
 from estat_assets.estat.client import FetchProgress
-from estat_assets.estat.errors import EStatApiError, EStatError, TableRepublishedError
-from estat_assets.estat.models import TableMetadata
-from estat_assets.estat.slicing import time_filter, year_slices
-from estat_assets.lake.io_managers import LakeStorage, partition_dims
-from estat_assets.lake.rawstore import META_FILE, RawRunSink
+from estat_assets.estat.download import Download, RequestPlan, download
+from estat_assets.estat.errors import EStatError
+from estat_assets.estat.ids import check_dataset_id, parse_years
+from estat_assets.lake.io_managers import LakeStorage
+from estat_assets.lake.layout import META_FILE
+from estat_assets.lake.rawstore import RawRunSink
+from estat_assets.settings import Settings
 
 API_POOL = "estat_api"
-RETRIES_ENV = "ESTAT_RAW_RETRIES"  # step retries after the client gave up (default 3)
-RETRY_DELAY_ENV = "ESTAT_RAW_RETRY_DELAY"  # seconds before the first step retry (default 10)
-META_ATTEMPTS = 3  # getMetaInfo + pages, when the table is republished between the two
 PROGRESS_EVERY_SECONDS = 10.0
 PROGRESS_EVERY_PAGE_UP_TO = 20  # small tables: a line per page; larger ones: every 5 %
 
 
-def raw_retry_policy(environ: dict[str, str] | None = None) -> dg.RetryPolicy:
-    """The step retry policy: what the client could not get through in its own retries.
+def raw_retry_policy(settings: Settings) -> dg.RetryPolicy:
+    """Step retries for what the client could not get through in its own retries.
 
     Only retryable e-Stat errors (and unexpected exceptions) are retried: permanent ones raise
-    ``Failure(allow_retries=False)``. Read when the definitions are built, not at import.
+    ``Failure(allow_retries=False)``.
     """
-    env = os.environ if environ is None else environ
     return dg.RetryPolicy(
-        max_retries=int(env.get(RETRIES_ENV) or 3),
-        delay=float(env.get(RETRY_DELAY_ENV) or 10),
+        max_retries=settings.raw_retries,
+        delay=settings.raw_retry_delay,
         backoff=dg.Backoff.EXPONENTIAL,
         jitter=dg.Jitter.PLUS_MINUS,
     )
-
-
-RAW_RETRY = raw_retry_policy({})  # the production default
-
-
-def _failure(exc: EStatError, dataset_id: str) -> dg.Failure:
-    """A typed e-Stat error as a Dagster failure; permanent errors are not retried."""
-    metadata: dict[str, dg.RawMetadataValue] = {
-        "error": type(exc).__name__,
-        "retryable": exc.retryable,
-        "cause": exc.message,
-    }
-    if isinstance(exc, EStatApiError):
-        metadata["estat_status"] = exc.status
-        metadata["estat_error_msg"] = exc.error_msg
-    return dg.Failure(
-        description=f"{dataset_id}: {type(exc).__name__}: {exc}",
-        metadata=metadata,
-        allow_retries=exc.retryable,
-    )
-
-
-def rows_hint(meta: TableMetadata, codes: list[str]) -> int | None:
-    """Rows a year slice probably has: the table's total times the slice's share of time codes."""
-    total = meta.table.overall_total_number
-    time_axis = meta.axis("time")
-    if not total or not codes or time_axis is None or not time_axis.items:
-        return total
-    return total * len(codes) // len(time_axis.items)
 
 
 def progress_logger(
@@ -104,121 +75,144 @@ def progress_logger(
     return report
 
 
-def build_raw_asset(domain: DomainSpec) -> dg.AssetsDefinition:
+def requested_years(tags: dict[str, str]) -> list[str] | None:
+    """The ``estat/years`` tag as canonical years (``None``: the whole table)."""
+    spec = (tags.get(YEARS_TAG) or "").strip()
+    return parse_years(spec) if spec else None
+
+
+def raw_manifest(
+    domain: str, run_id: str, got: Download, sink: RawRunSink, requests_made: int
+) -> dict:
+    """What the raw layer of a dataset holds: the release, every request and its page files."""
+    table = got.meta.table
+    return {
+        "domain": domain,
+        "dataset_id": table.id,
+        "run_id": run_id,
+        "whole": got.whole,
+        "years": list(got.years),
+        "requests": [
+            {
+                "no": r.plan.no,
+                "years": list(r.plan.years),
+                "params": r.fetch.params,
+                "total_number": r.fetch.total_number,
+                "rows": r.fetch.rows,
+                "status": r.fetch.status,
+                "pages": r.fetch.pages,
+                "page_files": sink.page_files(r.plan.no),
+            }
+            for r in got.requests
+        ],
+        "total_number": got.total_number,
+        "rows": got.rows,
+        "meta_file": META_FILE,
+        "updated_date": table.updated_date,
+        "overall_total_number": table.overall_total_number,
+        "title": table.title,
+        "statistics_name": table.statistics_name,
+        "synthetic": table.synthetic,
+        "fetched_at": next((r.fetch.first_date for r in got.requests if r.fetch.first_date), None)
+        or got.meta_date,
+        "written_at": datetime.now(UTC).isoformat(),
+        "requests_made": requests_made,  # getMetaInfo, counts and every page attempt
+        "restarts": got.restarts,
+    }
+
+
+def build_raw_asset(domain: DomainSpec, settings: Settings) -> dg.AssetsDefinition:
     name = domain.name
-    parts = domain_partitions(name)
-    raw_key = dg.AssetKey([name, "raw"])
 
     @dg.asset(
-        key=raw_key,
-        partitions_def=parts,
-        io_manager_key="raw_io_manager",
+        key=dg.AssetKey([name, "raw"]),
+        partitions_def=domain_partitions(name),
+        io_manager_key="manifest_io_manager",
         group_name=name,
         kinds={"json"},
         pool=API_POOL,
-        retry_policy=raw_retry_policy(),
+        retry_policy=raw_retry_policy(settings),
+        owners=domain.owners,
+        tags={"layer": "raw", "domain": name},
+        code_version="2",
         description=(
-            f"{domain.title or name}: the e-Stat getStatsData pages of one dataset and year, "
-            f"byte-exact, plus the table's getMetaInfo and a manifest. {CREDIT_NOTICE}"
+            f"{domain.title or name}: one e-Stat table (a partition per statsDataId) as e-Stat "
+            "returned it: getMetaInfo and every getStatsData page, byte-exact, with a manifest. "
+            f"The run tag `{YEARS_TAG}` (e.g. 2011 or 2010-2013) loads only some years. "
+            f"{CREDIT_NOTICE}"
         ),
     )
     def raw(context: dg.AssetExecutionContext, estat: EStatResource, lake: LakeStorage):
-        dataset_id, year = partition_dims(context.partition_key)
+        try:
+            dataset_id = check_dataset_id(context.partition_key)
+            years = requested_years(context.run.tags)
+        except (EStatError, ValueError) as exc:
+            raise failure_for(exc) from None
         storage = lake.storage()
-        sink = RawRunSink(storage, name, dataset_id, year, context.run_id)
+        sink = RawRunSink(storage, name, dataset_id, context.run_id)
         started = time.monotonic()
         try:
             with estat.client() as client:
-                for attempt in range(1, META_ATTEMPTS + 1):
-                    meta, meta_resp = client.get_meta_info(dataset_id)
-                    slices = year_slices(meta)
-                    codes = slices.get(year)
-                    sink.write_meta(meta_resp.raw)
-                    if codes is None:
-                        context.log.info(f"{dataset_id} has no time codes in {year}: empty slice")
-                        filters: dict[str, str] = {}
-                        result = None
-                        break
-                    filters = time_filter(meta, codes)
-                    hint = rows_hint(meta, codes)
-                    context.log.info(
-                        f"{dataset_id}|{year}: fetching about {hint or 0:,} rows "
-                        f"({len(codes)} time codes, {client.concurrency} pages at a time)"
-                    )
-                    result = client.fetch_table(
-                        dataset_id,
-                        sink,
-                        filters,
-                        progress=progress_logger(context.log.info, f"{dataset_id}|{year}"),
-                        rows_hint=hint,
-                    )
-                    page_date, meta_date = result.updated_date, meta.table.updated_date
-                    if not result.total_number or not page_date or page_date == meta_date:
-                        break
-                    # republished between getMetaInfo and the pages: the metadata (codes, names,
-                    # UPDATED_DATE) must be of the release the pages are, so fetch both again
-                    sink.reset()
-                    msg = (
-                        f"{dataset_id}: getMetaInfo says UPDATED_DATE {meta.table.updated_date}, "
-                        f"the pages {result.updated_date}"
-                    )
-                    if attempt == META_ATTEMPTS:
-                        raise TableRepublishedError(msg)
-                    context.log.warning(f"{msg}: the table was republished; fetching again")
+                got = download(
+                    client,
+                    dataset_id,
+                    sink,
+                    years,
+                    log=context.log.info,
+                    progress=lambda plan: progress_logger(
+                        context.log.info, _label(dataset_id, plan)
+                    ),
+                )
+                sink.write_meta(got.meta_raw)
+                requests_made = client.requests_made
         except EStatError as exc:
             sink.discard()
-            raise _failure(exc, dataset_id) from None
+            raise failure_for(exc) from None
         except BaseException:
             sink.discard()
             raise
-        total = result.total_number if result else 0
-        stored = result.rows if result else 0
-        if stored != total:  # the client guarantees this; a manifest must never say otherwise
+        manifest = raw_manifest(name, context.run_id, got, sink, requests_made)
+        if manifest["rows"] != manifest["total_number"]:  # the client guarantees it; never publish
             sink.discard()
             raise dg.Failure(
-                description=f"{dataset_id}|{year}: stored {stored} rows, e-Stat has {total}",
+                description=f"{dataset_id}: stored {manifest['rows']} rows, e-Stat has "
+                f"{manifest['total_number']}",
                 allow_retries=True,
             )
-        manifest = {
-            "domain": name,
-            "dataset_id": dataset_id,
-            "year": year,
-            "run_id": context.run_id,
-            "params": result.params if result else {"statsDataId": dataset_id, **filters},
-            "time_codes": codes or [],
-            "total_number": total,
-            "rows": result.rows if result else 0,
-            "pages": result.pages if result else 0,
-            "page_files": sink.page_files(),
-            "meta_file": META_FILE,
-            "updated_date": meta.table.updated_date,
-            "overall_total_number": meta.table.overall_total_number,
-            "title": meta.table.title,
-            "statistics_name": meta.table.statistics_name,
-            "synthetic": meta.table.synthetic,
-            "fetched_at": (result.first_date if result else None) or meta_resp.date,
-            "written_at": datetime.now(UTC).isoformat(),
-            "requests": client.requests_made,  # getMetaInfo and every page attempt
-            "restarts": (result.restarts if result else 0) + attempt - 1,
-        }
         return dg.Output(
             manifest,
             metadata={
                 "dagster/row_count": manifest["rows"],
-                "expected_rows": total,  # e-Stat's TOTAL_NUMBER for this request
-                "stored_rows": manifest["rows"],  # VALUE rows in the stored pages
-                "missing_rows": total - manifest["rows"],
-                "complete": manifest["rows"] == total,
-                "pages": manifest["pages"],
-                "restarts": manifest["restarts"],
-                "requests": manifest["requests"],
-                "updated_date": manifest["updated_date"] or "",
                 "title": manifest["title"] or "",
+                "years": _years_text(manifest["years"]),
+                "whole_table": manifest["whole"],
+                "expected_rows": manifest["total_number"],  # e-Stat's TOTAL_NUMBER(s)
+                "stored_rows": manifest["rows"],
+                "complete": manifest["rows"] == manifest["total_number"],
+                "requests": len(manifest["requests"]),
+                "pages": sum(r["pages"] for r in manifest["requests"]),
+                "restarts": manifest["restarts"],
+                "requests_made": manifest["requests_made"],
+                "updated_date": manifest["updated_date"] or "",
                 "synthetic": bool(manifest["synthetic"]),
-                "request": dg.MetadataValue.json(manifest["params"]),
+                "request": dg.MetadataValue.json([r["params"] for r in manifest["requests"]]),
                 "fetch_seconds": round(time.monotonic() - started, 3),
-                "e-Stat": dg.MetadataValue.url(f"https://www.e-stat.go.jp/dbview?sid={dataset_id}"),
+                "e-Stat": dg.MetadataValue.url(estat_url(dataset_id)),
             },
         )
 
     return raw
+
+
+def estat_url(dataset_id: str) -> str:
+    return f"https://www.e-stat.go.jp/dbview?sid={dataset_id}"
+
+
+def _label(dataset_id: str, plan: RequestPlan) -> str:
+    return f"{dataset_id} ({_years_text(list(plan.years)) if plan.years else 'all years'})"
+
+
+def _years_text(years: list[str]) -> str:
+    if len(years) <= 3:
+        return ", ".join(years)
+    return f"{years[0]}–{years[-1]} ({len(years)} years)"

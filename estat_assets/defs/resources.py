@@ -1,34 +1,65 @@
-"""Resources, and the one function that binds them for an environment (``local`` or ``aws``)."""
+"""Resources, and the one function that binds them for an environment (``local`` or ``aws``).
 
-import os
-from typing import Any
+The same keys in every environment, bound to that environment's implementation class: the query
+engine is :class:`DuckDBQueryEngine` locally and :class:`AthenaQueryEngine` on AWS; the table
+writer :class:`PyIcebergWriter` (one commit a load) unless ``ESTAT_TABLE_WRITER=athena`` binds
+:class:`AthenaWriter`. Assets call their small protocol and never ask which one they got.
+"""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import dagster as dg
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.table import Table
 
 from estat_assets.estat.client import DEFAULT_BASE_URL, EStatClient, RetryConfig
-from estat_assets.lake.io_managers import LakeStorage, ManifestIOManager, ParquetIOManager
+from estat_assets.lake.iceberg import replace_slices
+from estat_assets.lake.io_managers import LakeStorage, ManifestIOManager, resolved
 from estat_assets.query.athena import DEFAULT_WORKGROUP, AthenaEngine, athena_client
+from estat_assets.query.athena_load import load_slice_via_athena
 from estat_assets.query.engine import DuckDBEngine
-from estat_assets.settings import emulator_url, environment, local_paths
+from estat_assets.settings import Settings
 
 EMULATOR_APP_ID = "estat-lake-local-emulator"
-DEFAULT_REGION = "ap-northeast-1"
 
 
-def resolved(value: Any) -> Any:
-    """A field's value: outside a run (the CLI, tests) it may still be an unresolved EnvVar."""
-    return value.get_value() if isinstance(value, dg.EnvVar) else value
+class QueryEngine(Protocol):
+    """What assets ask of the ``query_engine`` resource (DuckDB or Athena)."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    def table_ref(self, table: str) -> str: ...
+
+    def run(self, sql: str) -> tuple[pa.Table, dict[str, Any]]: ...
 
 
-def _secret(env: Any, name: str) -> Any:
-    """``EnvVar(name)`` when it is the process's own variable (never shown in the UI), else the
-    value of the mapping we were given (tests build resources from a dict)."""
-    value = env.get(name) or None
-    if value is None:
+class TableWriter(Protocol):
+    """What ``<domain>/table`` asks of the ``table_writer`` resource (pyiceberg or Athena)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def write(
+        self,
+        domain: str,
+        dataset_id: str,
+        years: Sequence[int] | None,
+        data: Callable[[], Iterable[pa.Table]],
+        snapshot_properties: Mapping[str, str],
+        log: Callable[[str], None] = ...,
+        loaded_years: Sequence[str] = (),
+    ) -> Table: ...
+
+
+def _secret(settings: Settings, name: str, *, in_process_env: bool) -> Any:
+    """``EnvVar(name)`` for a secret of the process environment (never shown in the UI); the
+    value itself only for settings built from a mapping (tests)."""
+    if not settings.has_secret(name):
         return None
-    return dg.EnvVar(name) if os.environ.get(name) == value else value
+    return dg.EnvVar(name) if in_process_env else settings.secret_value(name)
 
 
 class EStatResource(dg.ConfigurableResource):
@@ -42,21 +73,21 @@ class EStatResource(dg.ConfigurableResource):
     retry_attempts: int = 5
     page_size: int = 100_000
 
-    def client(self) -> EStatClient:
-        # Outside a run (the CLI) the field may still be an unresolved EnvVar.
-        app_id = self.app_id.get_value() if isinstance(self.app_id, dg.EnvVar) else self.app_id
+    def client(
+        self,
+        retry: RetryConfig | None = None,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+    ) -> EStatClient:
         return EStatClient(
-            app_id or "",
+            resolved(self.app_id) or "",
             self.base_url,
-            timeout=self.timeout_seconds,
-            concurrency=self.concurrency,
+            timeout=timeout or self.timeout_seconds,
+            concurrency=concurrency or self.concurrency,
             rate_limit=self.rate_limit_per_second,
-            retry=RetryConfig(attempts=self.retry_attempts),
+            retry=retry or RetryConfig(attempts=self.retry_attempts),
             page_size=self.page_size,
         )
-
-
-TABLE_WRITERS = ("pyiceberg", "athena")
 
 
 class IcebergCatalogResource(dg.ConfigurableResource):
@@ -72,9 +103,6 @@ class IcebergCatalogResource(dg.ConfigurableResource):
     s3_endpoint: str | None = None
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
-    # How <domain>/table replaces a slice: "pyiceberg" (one commit, the default) or "athena"
-    # (DELETE + INSERT through the query engine; two commits, see deploy/README.md).
-    writer: str = "pyiceberg"
 
     def properties(self) -> dict[str, str]:
         props: dict[str, str] = {"warehouse": self.warehouse}
@@ -108,22 +136,36 @@ class IcebergCatalogResource(dg.ConfigurableResource):
         return (self.namespace, table)
 
 
-class QueryEngineResource(dg.ConfigurableResource):
-    """Trino-dialect SQL over the lake: DuckDB on pyiceberg scans locally, Athena in production.
+class DuckDBQueryEngine(dg.ConfigurableResource):
+    """Trino-dialect SQL on DuckDB over pyiceberg scans (local)."""
 
-    The same key (``query_engine``) and the same SQL in both environments; only this binding
-    changes. Athena's workgroup, output location, database (the Glue database) and region are all
-    explicit, never taken from an ambient default.
-    """
-
-    engine: str = "duckdb"  # or "athena"
     iceberg: IcebergCatalogResource
-    region: str | None = None
-    athena_workgroup: str = DEFAULT_WORKGROUP
-    athena_output_location: str | None = None
-    athena_endpoint: str | None = None
-    athena_access_key_id: str | None = None
-    athena_secret_access_key: str | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.iceberg.namespace
+
+    def table_ref(self, table: str) -> str:
+        return f"{self.namespace}.{table}"
+
+    def engine(self) -> DuckDBEngine:
+        return DuckDBEngine(self.iceberg.catalog(), self.namespace)
+
+    def run(self, sql: str) -> tuple[pa.Table, dict[str, Any]]:
+        return self.engine().query(sql), {"query_engine": "duckdb"}
+
+
+class AthenaQueryEngine(dg.ConfigurableResource):
+    """Trino SQL on Athena (production). Workgroup, output location, database (the Glue
+    database) and region are all explicit, never taken from an ambient default."""
+
+    iceberg: IcebergCatalogResource
+    region: str
+    workgroup: str = DEFAULT_WORKGROUP
+    output_location: str | None = None
+    endpoint: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
     poll_max_seconds: float = 5.0
     timeout_seconds: float = 1800.0
 
@@ -132,121 +174,167 @@ class QueryEngineResource(dg.ConfigurableResource):
         return self.iceberg.namespace
 
     def table_ref(self, table: str) -> str:
-        """How SQL names a lake table: ``<namespace>.<table>`` (the Glue database in aws)."""
         return f"{self.namespace}.{table}"
 
-    def engine_obj(self) -> DuckDBEngine | AthenaEngine:
-        if self.engine == "duckdb":
-            return DuckDBEngine(self.iceberg.catalog(), self.namespace)
-        if self.engine == "athena":
-            client = athena_client(
-                self.region or DEFAULT_REGION,
-                self.athena_endpoint,
-                aws_access_key_id=resolved(self.athena_access_key_id),
-                aws_secret_access_key=resolved(self.athena_secret_access_key),
-            )
-            return AthenaEngine(
-                client,
-                workgroup=self.athena_workgroup,
-                database=self.namespace,
-                output_location=self.athena_output_location,
-                poll_max=self.poll_max_seconds,
-                timeout_seconds=self.timeout_seconds,
-            )
-        raise ValueError(f"query engine {self.engine!r}: expected 'duckdb' or 'athena'")
+    def engine(self) -> AthenaEngine:
+        client = athena_client(
+            self.region,
+            self.endpoint,
+            aws_access_key_id=resolved(self.access_key_id),
+            aws_secret_access_key=resolved(self.secret_access_key),
+        )
+        return AthenaEngine(
+            client,
+            workgroup=self.workgroup,
+            database=self.namespace,
+            output_location=self.output_location,
+            poll_max=self.poll_max_seconds,
+            timeout_seconds=self.timeout_seconds,
+        )
 
     def run(self, sql: str) -> tuple[pa.Table, dict[str, Any]]:
-        """Run ``sql`` (Trino dialect): the rows, and metadata for the materialization."""
-        engine = self.engine_obj()
-        if isinstance(engine, AthenaEngine):
-            result = engine.execute(sql)
-            return result.to_arrow(), {"query_engine": "athena", **result.metadata()}
-        return engine.query(sql), {"query_engine": "duckdb"}
+        result = self.engine().execute(sql)
+        return result.to_arrow(), {"query_engine": "athena", **result.metadata()}
 
 
-def local_resources(environ: dict[str, str] | None = None) -> dict[str, Any]:
+class PyIcebergWriter(dg.ConfigurableResource):
+    """Replaces a dataset's slices with pyiceberg: delete + append in ONE commit."""
+
+    iceberg: IcebergCatalogResource
+
+    @property
+    def kind(self) -> str:
+        return "pyiceberg"
+
+    def write(
+        self,
+        domain: str,
+        dataset_id: str,
+        years: Sequence[int] | None,
+        data: Callable[[], Iterable[pa.Table]],
+        snapshot_properties: Mapping[str, str],
+        log: Callable[[str], None] = lambda _: None,
+        loaded_years: Sequence[str] = (),
+    ) -> Table:
+        catalog = self.iceberg.catalog()
+        return replace_slices(
+            catalog, self.iceberg.identifier(domain), dataset_id, years, data, snapshot_properties
+        )
+
+
+class AthenaWriter(dg.ConfigurableResource):
+    """Replaces a dataset's slices through Athena SQL (DELETE + INSERT per year: two commits a
+    year, see ``query/athena_load.py`` and ``deploy/README.md`` for the trade-off)."""
+
+    iceberg: IcebergCatalogResource
+    query_engine: AthenaQueryEngine
+    conformed_root: str
+
+    @property
+    def kind(self) -> str:
+        return "athena"
+
+    def write(
+        self,
+        domain: str,
+        dataset_id: str,
+        years: Sequence[int] | None,
+        data: Callable[[], Iterable[pa.Table]],
+        snapshot_properties: Mapping[str, str],
+        log: Callable[[str], None] = lambda _: None,
+        loaded_years: Sequence[str] = (),
+    ) -> Table:
+        engine = self.query_engine.engine()
+        for year in sorted(int(y) for y in loaded_years):
+            results = load_slice_via_athena(engine, domain, self.conformed_root, dataset_id, year)
+            log(f"{dataset_id}|{year}: loaded through Athena in {len(results)} statements")
+        return self.iceberg.catalog().load_table(self.iceberg.identifier(domain))
+
+
+def local_resources(settings: Settings) -> dict[str, Any]:
     """Embedded defaults: the bundled emulator, a folder, SQLite and DuckDB. No accounts."""
-    env = os.environ if environ is None else environ
-    paths = local_paths(env).ensure()
+    paths = settings.paths.ensure()
     lake = LakeStorage(root=str(paths.lake))
-    app_id: Any = dg.EnvVar("ESTAT_APP_ID") if env.get("ESTAT_APP_ID") else EMULATOR_APP_ID
+    app_id: Any = _secret(settings, "ESTAT_APP_ID", in_process_env=settings.secrets_from_process)
     iceberg = IcebergCatalogResource(
         catalog_type="sql",
         uri=f"sqlite:///{paths.catalog_db}",
         warehouse=f"file://{paths.warehouse}",
     )
     return {
-        "estat": EStatResource(app_id=app_id, base_url=emulator_url(env)),
+        "estat": EStatResource(
+            app_id=app_id or EMULATOR_APP_ID,
+            base_url=settings.estat_url,
+            rate_limit_per_second=settings.rate_limit,
+        ),
         "lake": lake,
-        "raw_io_manager": ManifestIOManager(lake=lake),
-        "conformed_io_manager": ParquetIOManager(lake=lake),
+        "manifest_io_manager": ManifestIOManager(lake=lake),
         "iceberg": iceberg,
-        "query_engine": QueryEngineResource(engine="duckdb", iceberg=iceberg),
+        "query_engine": DuckDBQueryEngine(iceberg=iceberg),
+        "table_writer": PyIcebergWriter(iceberg=iceberg),
     }
 
 
-def aws_resources(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """Production: the real API, S3, Glue, Athena. Every location comes from the environment.
+def aws_resources(settings: Settings) -> dict[str, Any]:
+    """Production: the real API, S3, Glue, Athena. Every location comes from the settings.
 
     Credentials: on ECS the task role (boto3's default chain). For an S3-compatible endpoint
     other than AWS (tests: SeaweedFS) set ``ESTAT_LAKE_S3_ACCESS_KEY_ID`` and
     ``ESTAT_LAKE_S3_SECRET_ACCESS_KEY``; Glue and Athena then sign with the same keys.
     """
-    env = os.environ if environ is None else environ
-    missing = [v for v in ("ESTAT_APP_ID", "ESTAT_LAKE_S3_ROOT") if not env.get(v)]
-    if missing:
-        raise ValueError(f"ESTAT_LAKE_ENV=aws needs {', '.join(missing)} in the environment")
-    root = env["ESTAT_LAKE_S3_ROOT"].rstrip("/")
-    if not root.startswith("s3://"):
-        raise ValueError(f"ESTAT_LAKE_S3_ROOT={root!r}: expected s3://bucket/prefix")
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    s3_endpoint = env.get("ESTAT_LAKE_S3_ENDPOINT") or None
-    key_id = _secret(env, "ESTAT_LAKE_S3_ACCESS_KEY_ID")
-    secret = _secret(env, "ESTAT_LAKE_S3_SECRET_ACCESS_KEY")
+    settings.check_aws()
+    root = settings.s3_root or ""
+    env = settings.secrets_from_process
+    key_id = _secret(settings, "ESTAT_LAKE_S3_ACCESS_KEY_ID", in_process_env=env)
+    secret = _secret(settings, "ESTAT_LAKE_S3_SECRET_ACCESS_KEY", in_process_env=env)
     lake = LakeStorage(
         root=f"{root}/lake",
-        s3_endpoint=s3_endpoint,
-        s3_region=region,
+        s3_endpoint=settings.s3_endpoint,
+        s3_region=settings.region,
         s3_access_key_id=key_id,
         s3_secret_access_key=secret,
     )
     iceberg = IcebergCatalogResource(
         catalog_type="glue",
-        namespace=env.get("ESTAT_GLUE_DATABASE", "estat"),
+        namespace=settings.glue_database,
         warehouse=f"{root}/warehouse",
-        region=region,
-        glue_endpoint=env.get("ESTAT_GLUE_ENDPOINT") or None,
-        s3_endpoint=s3_endpoint,
+        region=settings.region,
+        glue_endpoint=settings.glue_endpoint,
+        s3_endpoint=settings.s3_endpoint,
         s3_access_key_id=key_id,
         s3_secret_access_key=secret,
-        writer=env.get("ESTAT_TABLE_WRITER") or "pyiceberg",
     )
-    if iceberg.writer not in TABLE_WRITERS:
-        raise ValueError(f"ESTAT_TABLE_WRITER={iceberg.writer!r}: expected one of {TABLE_WRITERS}")
+    athena = AthenaQueryEngine(
+        iceberg=iceberg,
+        region=settings.region,
+        workgroup=settings.athena_workgroup,
+        output_location=settings.athena_output or f"{root}/athena-results/",
+        endpoint=settings.athena_endpoint,
+        access_key_id=key_id,
+        secret_access_key=secret,
+    )
+    engine: Any = (
+        athena if settings.query_engine == "athena" else DuckDBQueryEngine(iceberg=iceberg)
+    )
+    writer: Any = (
+        AthenaWriter(iceberg=iceberg, query_engine=athena, conformed_root=lake.root)
+        if settings.table_writer == "athena"
+        else PyIcebergWriter(iceberg=iceberg)
+    )
     return {
         "estat": EStatResource(
-            app_id=dg.EnvVar("ESTAT_APP_ID"),
-            base_url=env.get("ESTAT_API_URL") or DEFAULT_BASE_URL,
-            rate_limit_per_second=float(env.get("ESTAT_RATE_LIMIT", "2")),
+            app_id=_secret(settings, "ESTAT_APP_ID", in_process_env=env),
+            base_url=settings.api_url or DEFAULT_BASE_URL,
+            rate_limit_per_second=settings.rate_limit,
         ),
         "lake": lake,
-        "raw_io_manager": ManifestIOManager(lake=lake),
-        "conformed_io_manager": ParquetIOManager(lake=lake),
+        "manifest_io_manager": ManifestIOManager(lake=lake),
         "iceberg": iceberg,
-        "query_engine": QueryEngineResource(
-            engine=env.get("ESTAT_QUERY_ENGINE", "athena"),
-            iceberg=iceberg,
-            region=region,
-            athena_workgroup=env.get("ESTAT_ATHENA_WORKGROUP") or DEFAULT_WORKGROUP,
-            athena_output_location=env.get("ESTAT_ATHENA_OUTPUT") or f"{root}/athena-results/",
-            athena_endpoint=env.get("ESTAT_ATHENA_ENDPOINT") or None,
-            athena_access_key_id=key_id,
-            athena_secret_access_key=secret,
-        ),
+        "query_engine": engine,
+        "table_writer": writer,
     }
 
 
-def build_resources(env_name: str | None = None, environ: dict[str, str] | None = None) -> dict:
-    """The same resource keys in every environment, bound to that environment's implementations."""
-    name = env_name or environment(environ)
-    return local_resources(environ) if name == "local" else aws_resources(environ)
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """The same resource keys in every environment, bound to that environment's classes."""
+    return local_resources(settings) if settings.env == "local" else aws_resources(settings)

@@ -1,105 +1,170 @@
-"""``<domain>/table``: the domain's Iceberg table; one partition = one slice, one commit.
+"""``<domain>/table``: the domain's Iceberg table; a dataset's years replaced in one commit.
 
-After the slice is committed the step refreshes the dataset's row of ``estat.dataset_inventory``
-(see ``defs/inventory.py``). The snapshot summary carries the source release
-(``estat.updated_date``) and the run (``dagster.run_id``), so ``lake/history.py`` can read the
-table as it was before any release.
+The step is the only writer of the lake's tables for a load, and it writes only after the
+conformed checks passed and the shrink guard (``quality/shrink.py``) found every year that would
+lose rows backed by evidence. Then, in order: the domain table (one commit: the dataset's slices
+of the loaded years, or of all years for a whole-table load, deleted and appended), the
+quarantine table (one commit), and the dataset's row of ``estat.dataset_inventory``. Every commit
+carries the dataset, the release (``estat.updated_date``) and the run in its snapshot summary.
 """
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
 import orjson
-import pyarrow as pa
 
-from estat_assets.defs.inventory import INVENTORY_TABLE, update_inventory
-from estat_assets.defs.partitions import domain_partitions
-from estat_assets.defs.resources import IcebergCatalogResource, QueryEngineResource
+from estat_assets import CREDIT_NOTICE
+from estat_assets.defs.errors import failure_for
+from estat_assets.defs.partitions import ALLOW_SHRINK_TAG, domain_partitions
+from estat_assets.defs.raw import estat_url
+from estat_assets.defs.resources import EStatResource, IcebergCatalogResource, TableWriter
 from estat_assets.domains import DomainSpec
-from estat_assets.estat.models import TableInfo, parse_meta_info
-from estat_assets.lake.iceberg import ensure_table, replace_partition
-from estat_assets.lake.io_managers import LakeStorage, partition_dims
-from estat_assets.lake.layout import partition_dir
-from estat_assets.lake.rawstore import MANIFEST, load_manifest, read_run_file
-from estat_assets.query.athena import AthenaEngine
-from estat_assets.query.athena_load import load_slice_via_athena
+from estat_assets.estat.ids import check_dataset_id
+from estat_assets.estat.models import TableInfo, TableMetadata, parse_meta_info
+from estat_assets.estat.slicing import time_filter, year_slices
+from estat_assets.lake.conformedstore import iter_year, read_quarantine
+from estat_assets.lake.iceberg import (
+    PROP_DATASET,
+    PROP_RUN,
+    PROP_UPDATED,
+    PROP_YEARS,
+    SlicePart,
+    ensure_table,
+    last_write,
+    slice_rows,
+    table_exists,
+)
+from estat_assets.lake.inventory import INVENTORY_TABLE, update_inventory
+from estat_assets.lake.io_managers import LakeStorage
+from estat_assets.lake.quarantine import quarantine_name, write_quarantine
+from estat_assets.lake.rawstore import load_manifest, manifest_path, read_run_file
+from estat_assets.lake.storage import Storage
+from estat_assets.quality.shrink import judge_shrinks, refusal
 
 
-def _table_info(lake: LakeStorage, domain: str, dataset_id: str, year: str):
-    """The raw manifest of the partition and the TABLE_INF of its getMetaInfo (best effort)."""
-    storage = lake.storage()
-    manifest = load_manifest(storage, domain, dataset_id, year)
-    info = None
-    if manifest is not None:
-        try:
-            meta = read_run_file(storage, manifest, manifest["meta_file"])
-            info = parse_meta_info(orjson.loads(meta)).table
-        except Exception:  # the inventory must not fail a good slice write on odd metadata
-            info = TableInfo(
-                id=dataset_id,
-                title=manifest.get("title"),
-                statistics_name=manifest.get("statistics_name"),
-                updated_date=manifest.get("updated_date"),
-                overall_total_number=manifest.get("overall_total_number"),
-            )
-    return storage, manifest, info
+def _raw_meta(storage: Storage, domain: str, dataset_id: str) -> tuple[dict, TableMetadata]:
+    raw = load_manifest(storage, domain, dataset_id)
+    if raw is None:
+        raise dg.Failure(f"{dataset_id}: no raw manifest; materialize {domain}/raw first")
+    return raw, parse_meta_info(orjson.loads(read_run_file(storage, raw, raw["meta_file"])))
+
+
+def held_rows(catalog, iceberg: IcebergCatalogResource, domain: str, dataset_id: str):
+    """Rows per year the lake holds for a dataset (domain table + quarantine) and its release."""
+    table = catalog.load_table(iceberg.identifier(domain))
+    held = slice_rows(table, dataset_id)
+    q_id = iceberg.identifier(quarantine_name(domain))
+    if table_exists(catalog, q_id):
+        for year, n in slice_rows(catalog.load_table(q_id), dataset_id).items():
+            held[year] = held.get(year, 0) + n
+    release = (last_write(table, dataset_id) or {}).get(PROP_UPDATED)
+    return held, release
+
+
+def guard_shrinks(
+    context: dg.AssetExecutionContext,
+    estat: EStatResource,
+    conformed: dict,
+    raw: dict,
+    meta: TableMetadata,
+    held: dict[str, int],
+    held_release: str | None,
+) -> list[dict]:
+    """Refuse a load that would shrink a year without evidence (see ``quality/shrink.py``)."""
+    dataset_id = conformed["dataset_id"]
+    judged_years = set(held) if conformed["whole"] else set(raw["years"])
+    offered = {y: e["raw_rows"] for y, e in conformed["years"].items()}
+    slices = year_slices(meta)
+    with estat.client() as client:
+        shrinks = judge_shrinks(
+            {y: n for y, n in held.items() if y in judged_years},
+            offered,
+            held_release=held_release,
+            new_release=conformed.get("updated_date"),
+            years_in_metadata=set(slices) if meta.axis("time") is not None else set(offered),
+            count_year=lambda y: client.count(dataset_id, time_filter(meta, slices.get(y, []))),
+            count_table=lambda: client.count(dataset_id),
+            offered_total=sum(offered.values()),
+        )
+    error = refusal(dataset_id, shrinks, held_release, conformed.get("updated_date"))
+    allowed = (context.run.tags.get(ALLOW_SHRINK_TAG) or "").strip().lower() == "true"
+    if error is not None and not allowed:
+        raise failure_for(error)
+    if error is not None:
+        context.log.warning(f"{error.message} — loading anyway: {ALLOW_SHRINK_TAG}=true")
+    return [s.__dict__ for s in shrinks]
 
 
 def build_table_asset(domain: DomainSpec) -> dg.AssetsDefinition:
     name = domain.name
-    parts = domain_partitions(name)
-    conformed_key = dg.AssetKey([name, "conformed"])
-    table_key = dg.AssetKey([name, "table"])
 
     @dg.asset(
-        key=table_key,
-        ins={"conformed": dg.AssetIn(key=conformed_key)},
-        partitions_def=parts,
+        key=dg.AssetKey([name, "table"]),
+        ins={"conformed": dg.AssetIn(key=dg.AssetKey([name, "conformed"]))},
+        partitions_def=domain_partitions(name),
         group_name=name,
         kinds={"iceberg"},
-        description=f"{domain.title or name}: the domain's Iceberg table, one slice per partition.",
+        owners=domain.owners,
+        tags={"layer": "table", "domain": name},
+        code_version="2",
+        pool=f"iceberg_{name}",
+        metadata={"dagster/table_name": f"estat.{name}"},
+        description=(
+            f"{domain.title or name}: the Iceberg table estat.{name}, a dataset's years "
+            f"replaced in one commit per load, never shrunk without evidence. {CREDIT_NOTICE}"
+        ),
     )
     def table(
         context: dg.AssetExecutionContext,
-        conformed: pa.Table,
+        conformed: dict,
+        estat: EStatResource,
         iceberg: IcebergCatalogResource,
         lake: LakeStorage,
-        query_engine: QueryEngineResource,
+        table_writer: dg.ResourceParam[TableWriter],
     ) -> dg.MaterializeResult:
-        dataset_id, year = partition_dims(context.partition_key)
+        dataset_id = check_dataset_id(context.partition_key)
+        storage = lake.storage()
         catalog = iceberg.catalog()
         identifier = iceberg.identifier(name)
         ensure_table(catalog, *identifier)
-        updated = conformed.column("source_updated_date")[0].as_py() if conformed.num_rows else None
-        storage, manifest, info = _table_info(lake, name, dataset_id, year)
-        if updated is None and manifest is not None:
-            updated = manifest.get("updated_date")
-        if iceberg.writer == "athena":
-            # The optional Athena load reads the conformed Parquet this run just wrote.
-            engine = query_engine.engine_obj()
-            if not isinstance(engine, AthenaEngine):
-                raise dg.Failure("ESTAT_TABLE_WRITER=athena needs the Athena query engine")
-            results = load_slice_via_athena(engine, name, lake.root, dataset_id, int(year))
-            context.log.info(
-                f"{dataset_id}|{year}: loaded through Athena in {len(results)} statements"
-            )
-            tbl = catalog.load_table(identifier)
-        else:
-            tbl = replace_partition(
-                catalog,
-                identifier,
-                conformed,
-                dataset_id,
-                int(year),
-                snapshot_properties={
-                    "estat.dataset_id": dataset_id,
-                    "estat.year": year,
-                    "estat.updated_date": str(updated or ""),
-                    "dagster.run_id": context.run_id,
-                },
-            )
+        raw, meta = _raw_meta(storage, name, dataset_id)
+        held, held_release = held_rows(catalog, iceberg, name, dataset_id)
+        shrinks = guard_shrinks(context, estat, conformed, raw, meta, held, held_release)
+        years = None if conformed["whole"] else [int(y) for y in raw["years"]]
+        entries = conformed["years"]
+        updated = conformed.get("updated_date") or ""
+        props = {
+            PROP_DATASET: dataset_id,
+            PROP_YEARS: ",".join(sorted(entries)) if years is None else ",".join(raw["years"]),
+            PROP_UPDATED: updated,
+            PROP_RUN: context.run_id,
+        }
+
+        def clean() -> Iterator[SlicePart]:
+            for year in sorted(entries):
+                yield SlicePart(int(year), lambda y=year: iter_year(storage, name, dataset_id, y))
+
+        def held_back() -> Iterator:
+            for year, entry in sorted(entries.items()):
+                rows = read_quarantine(storage, name, dataset_id, year, entry)
+                if rows is not None:
+                    yield rows
+
+        tbl = table_writer.write(
+            name, dataset_id, years, clean, props, context.log.info, loaded_years=sorted(entries)
+        )
+        write_quarantine(
+            catalog,
+            iceberg.identifier(quarantine_name(name)),
+            dataset_id,
+            years,
+            held_back,
+            any_rows=any(e["quarantined"] for e in entries.values()),
+            snapshot_properties=props,
+        )
         snapshot = tbl.current_snapshot()
-        raw_path = storage.uri(*partition_dir(name, "raw", dataset_id, year), MANIFEST)
+        info = meta.table if meta.table.id else TableInfo(id=dataset_id)
         inventory = update_inventory(
             catalog,
             iceberg.namespace,
@@ -107,34 +172,41 @@ def build_table_asset(domain: DomainSpec) -> dg.AssetsDefinition:
             dataset_id,
             info,
             run_id=context.run_id,
-            partition=str(context.partition_key),
-            updated_date=str(updated) if updated else None,
-            synthetic=bool(manifest and manifest.get("synthetic")),
-            raw_manifest=raw_path,
+            partition=dataset_id,
+            updated_date=updated or None,
+            synthetic=bool(raw.get("synthetic")),
+            raw_manifest=str(manifest_path(storage, name, dataset_id)),
         )
+        total = snapshot.summary.additional_properties.get("total-records") if snapshot else None
+        years_loaded = sorted(entries)
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": conformed.num_rows,
-                "writer": iceberg.writer,
-                "table": ".".join(identifier),
+                "dagster/partition_row_count": inventory["rows_stored"],
+                "dagster/row_count": int(total) if total is not None else 0,
+                "dagster/table_name": ".".join(identifier),
+                "title": raw.get("title") or "",
+                "writer": table_writer.kind,
+                "years_loaded": ", ".join(years_loaded[:3])
+                + (
+                    f" … {years_loaded[-1]} ({len(years_loaded)} years)"
+                    if len(years_loaded) > 3
+                    else ""
+                ),
+                "rows_loaded": sum(e["rows"] for e in entries.values()),
+                "quarantined_rows": sum(e["quarantined"] for e in entries.values()),
                 "snapshot_id": str(snapshot.snapshot_id) if snapshot else "",
                 "metadata_location": dg.MetadataValue.path(tbl.metadata_location),
-                "source_updated_date": str(updated or ""),
+                "source_updated_date": updated,
+                "shrinks": dg.MetadataValue.json(shrinks) if shrinks else "none",
                 "written_at": dg.MetadataValue.timestamp(datetime.now(UTC)),
-                "raw_manifest": dg.MetadataValue.path(raw_path),
-                "conformed_file": dg.MetadataValue.path(
-                    storage.uri(*partition_dir(name, "conformed", dataset_id, year), "data.parquet")
-                ),
-                "dataset_rows_stored": inventory["rows_stored"],
-                "dataset_overall_total": inventory["overall_total_number"] or 0,
                 "dataset_status": inventory["status"],
-                "dataset_years": inventory["years"],
+                "dataset_overall_total": inventory["overall_total_number"] or 0,
                 "inventory_table": f"{iceberg.namespace}.{INVENTORY_TABLE}",
                 "query": dg.MetadataValue.md(
                     f"```sql\nSELECT * FROM {'.'.join(identifier)}\n"
-                    f"WHERE dataset_id = '{dataset_id}' AND year = {int(year)}\n```"
+                    f"WHERE dataset_id = '{dataset_id}'\n```"
                 ),
-                "e-Stat": dg.MetadataValue.url(f"https://www.e-stat.go.jp/dbview?sid={dataset_id}"),
+                "e-Stat": dg.MetadataValue.url(estat_url(dataset_id)),
             }
         )
 

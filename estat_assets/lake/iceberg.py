@@ -9,11 +9,16 @@ retry, so concurrent writers of one slice end with exactly one copy.
 from __future__ import annotations
 
 import time
+import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
@@ -22,7 +27,7 @@ from pyiceberg.exceptions import (
     TableAlreadyExistsError,
     ValidationException,
 )
-from pyiceberg.expressions import And, BooleanExpression, EqualTo
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, In
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -40,10 +45,19 @@ from sqlalchemy.exc import OperationalError
 
 from estat_assets.conform.table import conformed_schema
 
-DEFAULT_NAMESPACE = "estat"
 PARTITION_COLUMNS = ("dataset_id", "year")
 REQUIRED = frozenset(PARTITION_COLUMNS)
 COMMIT_ATTEMPTS = 8
+
+# Snapshot summary properties: every commit says which dataset, release and run it came from.
+PROP_DATASET = "estat.dataset_id"
+PROP_YEARS = "estat.years"
+PROP_UPDATED = "estat.updated_date"
+PROP_RUN = "dagster.run_id"
+PROP_FINGERPRINT = "estat.class_codes.fingerprint"
+PROP_MAINTENANCE = "estat.maintenance"
+NAME_MAPPING = "schema.name-mapping.default"  # how files without field ids map to columns
+ROW_GROUP_ROWS = 131_072
 TABLE_PROPERTIES = {"write.parquet.compression-codec": "zstd", "format-version": "2"}
 
 _TYPES: dict[pa.DataType, IcebergType] = {
@@ -145,10 +159,6 @@ def align(data: pa.Table, table_schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=table_schema)
 
 
-def slice_filter(dataset_id: str, year: int) -> And:
-    return And(EqualTo("dataset_id", dataset_id), EqualTo("year", int(year)))
-
-
 RETRYABLE_COMMIT_ERRORS: tuple[type[Exception], ...] = (
     CommitFailedException,  # a concurrent writer committed first
     ValidationException,  # pyiceberg's own retry found the conflict
@@ -196,24 +206,238 @@ def replace_partition(
     year: int,
     snapshot_properties: Mapping[str, str] | None = None,
 ) -> Table:
-    """Replace one ``(dataset_id, year)`` slice with ``data`` in one commit; retry stale commits."""
-    if data.num_rows:
-        wrong = pc.sum(
-            pc.or_(
-                pc.not_equal(data.column("dataset_id"), dataset_id),
-                pc.not_equal(data.column("year"), pa.scalar(int(year), pa.int32())),
-            ).cast(pa.int64())
-        ).as_py()
-        if wrong or data.column("year").null_count:
-            raise ValueError(
-                f"{wrong} rows do not belong to slice dataset_id={dataset_id}, year={year}: "
-                "refusing to write them into another partition"
-            )
-    return commit_overwrite(
+    """Replace one ``(dataset_id, year)`` slice with ``data`` in one commit."""
+    return replace_slices(
+        catalog, identifier, dataset_id, [int(year)], lambda: [data], snapshot_properties
+    )
+
+
+def table_exists(catalog: Catalog, identifier: tuple[str, str]) -> bool:
+    try:
+        catalog.load_table(identifier)
+    except NoSuchTableError:
+        return False
+    return True
+
+
+def dataset_filter(dataset_id: str, years: Sequence[int] | None = None) -> BooleanExpression:
+    """Rows of ``dataset_id``; of ``years`` only when given (``None``: every year)."""
+    if years is None:
+        return EqualTo("dataset_id", dataset_id)
+    return And(EqualTo("dataset_id", dataset_id), In("year", {int(y) for y in years}))
+
+
+def _check_slices(data: pa.Table, dataset_id: str, years: set[int] | None) -> None:
+    if not data.num_rows:
+        return
+    wrong = pc.sum(pc.not_equal(data.column("dataset_id"), dataset_id).cast(pa.int64())).as_py()
+    bad_years = set() if years is None else set(pc.unique(data.column("year")).to_pylist()) - years
+    if wrong or data.column("year").null_count or bad_years:
+        raise ValueError(
+            f"rows do not belong to dataset_id={dataset_id}, years={sorted(years or [])}: "
+            "refusing to write them into another slice"
+        )
+
+
+def _file_schema(table: Table) -> pa.Schema:
+    """The table's Arrow schema for data files: no field ids (files are matched by name, the
+    name mapping) and plain ``string`` (pyiceberg's ``large_string`` would copy every string;
+    Parquet stores both the same way)."""
+    fields = []
+    for f in table.schema().as_arrow():
+        kind = pa.string() if pa.types.is_large_string(f.type) else f.type
+        fields.append(pa.field(f.name, kind, nullable=f.nullable))
+    return pa.schema(fields)
+
+
+@dataclass(frozen=True)
+class SlicePart:
+    """Rows of one ``year`` of a dataset, streamed: ``batches()`` yields tables or batches."""
+
+    year: int
+    batches: Callable[[], Iterable[pa.Table | pa.RecordBatch]]
+
+
+def write_data_file(
+    table: Table, batches: Iterable[pa.Table | pa.RecordBatch], dataset_id: str, year: int
+) -> str:
+    """One Parquet data file of a ``(dataset_id, year)`` slice in the table's own location.
+
+    Written with pyarrow batch by batch, so memory is bounded by a batch (pyiceberg's own writer
+    needed ~10× the table for a million rows); statistics, partition values and the commit are
+    pyiceberg's (``add_files``). Every row must be of the slice.
+    """
+    path = (
+        f"{table.location().rstrip('/')}/data/dataset_id={dataset_id}/year={int(year)}/"
+        f"{uuid.uuid4().hex}.parquet"
+    )
+    schema = _file_schema(table)
+    output = table.io.new_output(path)
+    with (
+        output.create(overwrite=False) as stream,
+        pq.ParquetWriter(stream, schema, compression="zstd") as writer,
+    ):
+        for batch in batches:
+            part = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+            _check_slices(part, dataset_id, {int(year)})
+            for start in range(0, part.num_rows, ROW_GROUP_ROWS):
+                writer.write_table(align(part.slice(start, ROW_GROUP_ROWS), schema))
+    return path
+
+
+def replace_slices(
+    catalog: Catalog,
+    identifier: tuple[str, str],
+    dataset_id: str,
+    years: Sequence[int] | None,
+    data: Callable[[], Iterable[pa.Table | SlicePart]],
+    snapshot_properties: Mapping[str, str] | None = None,
+) -> Table:
+    """Replace a dataset's slices (``years``, or all of them) with ``data()`` in ONE commit.
+
+    One transaction deletes the slices and adds the new files, so readers see the old release
+    of every year or the new one, never a mix, and a crash leaves the old one whole. ``data``
+    yields tables (a year each, or parts of one), written to data files one at a time, so memory
+    is bounded by one table. Every row must belong to ``dataset_id`` and ``years``. A stale commit
+    is retried on a fresh table with the files already written.
+    """
+    allowed = None if years is None else {int(y) for y in years}
+    props = {k: str(v) for k, v in (snapshot_properties or {}).items()}
+    row_filter = dataset_filter(dataset_id, years)
+    table = catalog.load_table(identifier)
+    paths = []
+    for part in data():
+        if isinstance(part, SlicePart):
+            if allowed is not None and part.year not in allowed:
+                raise ValueError(f"year {part.year} is not among the years replaced: {allowed}")
+            paths.append(write_data_file(table, part.batches(), dataset_id, part.year))
+            continue
+        _check_slices(part, dataset_id, allowed)
+        for year in sorted(pc.unique(part.column("year")).to_pylist()) if part.num_rows else []:
+            rows = part.filter(pc.equal(part.column("year"), year))
+            paths.append(write_data_file(table, [rows], dataset_id, year))
+    last: Exception | None = None
+    for attempt in range(COMMIT_ATTEMPTS):
+        table = catalog.load_table(identifier)
+        mapping = table.schema().name_mapping.model_dump_json()
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                with table.transaction() as tx:
+                    if table.properties.get(NAME_MAPPING) != mapping:
+                        tx.set_properties(**{NAME_MAPPING: mapping})
+                    tx.delete(row_filter, snapshot_properties=props)
+                    if paths:
+                        tx.add_files(paths, snapshot_properties=props, check_duplicate_files=False)
+            return catalog.load_table(identifier)
+        except RETRYABLE_COMMIT_ERRORS as exc:
+            last = exc
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise RuntimeError(
+        f"could not commit {'.'.join(identifier)} dataset {dataset_id} after {COMMIT_ATTEMPTS} "
+        f"attempts: {last}"
+    )
+
+
+def slice_rows(table: Table, dataset_id: str) -> dict[str, int]:
+    """Rows per year of ``dataset_id`` in a table partitioned by (dataset_id, year): from the
+    manifests only, never by reading data (copy-on-write deletes keep the counts exact)."""
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return {}
+    position = [f.name for f in table.spec().fields].index("year")
+    counts: dict[str, int] = {}
+    scan = table.scan(
+        row_filter=EqualTo("dataset_id", dataset_id), snapshot_id=snapshot.snapshot_id
+    )
+    for task in scan.plan_files():
+        if task.file.record_count:
+            year = f"{int(task.file.partition[position]):04d}"
+            counts[year] = counts.get(year, 0) + task.file.record_count
+    return counts
+
+
+def last_write(table: Table, dataset_id: str) -> dict[str, str] | None:
+    """The summary properties of the newest snapshot that wrote ``dataset_id`` (or ``None``)."""
+    snapshot = table.current_snapshot()
+    while snapshot is not None:
+        props = snapshot.summary.additional_properties if snapshot.summary else {}
+        if props.get(PROP_DATASET) == dataset_id:
+            return dict(props)
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return None
+
+
+def fields_schema(fields: tuple[tuple[str, Any, bool], ...]) -> Schema:
+    return Schema(
+        *(
+            NestedField(field_id=i, name=name, field_type=kind, required=required)
+            for i, (name, kind, required) in enumerate(fields, start=1)
+        )
+    )
+
+
+def ensure_plain_table(catalog: Catalog, identifier: tuple[str, str], schema: Schema) -> Table:
+    """Load or create an unpartitioned table (race-safe)."""
+    return ensure_created(catalog, identifier, schema)
+
+
+def replace_rows(
+    catalog: Catalog,
+    identifier: tuple[str, str],
+    rows: Callable[[], list[dict[str, Any]]] | list[dict[str, Any]],
+    row_filter: BooleanExpression,
+    snapshot_properties: Mapping[str, str] | None = None,
+) -> Table:
+    """Replace the rows matching ``row_filter`` in one commit; retry when another writer won.
+
+    ``rows`` may be a function, called again on every attempt (so it can recount).
+    """
+    table = commit_overwrite(
         catalog,
         identifier,
-        lambda table: align(data, table.schema().as_arrow()),
-        slice_filter(dataset_id, year),
+        lambda table: pa.Table.from_pylist(
+            rows() if callable(rows) else rows, schema=table.schema().as_arrow()
+        ),
+        row_filter,
         snapshot_properties,
-        what=f"slice {dataset_id}/{year}",
     )
+    return bound_history(catalog, identifier, table)
+
+
+# Bookkeeping tables (inventory, ingestion runs) take a commit per run; their metadata, which every
+# later commit reads and rewrites, would grow without bound. Keep their recent history only.
+BOOKKEEPING_MAX_SNAPSHOTS = 60
+BOOKKEEPING_KEEP_SNAPSHOTS = 20
+
+
+def expire_snapshots(
+    table: Table, older_than: datetime | None = None, retain_last: int = 5
+) -> list[int]:
+    """Expire snapshots (older than ``older_than``, if given) except the newest ``retain_last``
+    and every branch/tag head; returns their ids. The one expiry policy of the lake."""
+    snaps = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.snapshot_id))
+    keep = {s.snapshot_id for s in snaps[-retain_last:]} if retain_last > 0 else set()
+    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    cutoff_ms = int(older_than.timestamp() * 1000) if older_than else None
+    expire = [
+        s.snapshot_id
+        for s in snaps
+        if (cutoff_ms is None or s.timestamp_ms < cutoff_ms)
+        and s.snapshot_id not in keep | protected
+    ]
+    if expire:
+        table.maintenance.expire_snapshots().by_ids(expire).commit()
+    return expire
+
+
+def bound_history(catalog: Catalog, identifier: tuple[str, str], table: Table) -> Table:
+    """Expire all but the newest snapshots once there are too many (best effort, never fails)."""
+    if len(table.snapshots()) <= BOOKKEEPING_MAX_SNAPSHOTS:
+        return table
+    try:
+        expire_snapshots(table, retain_last=BOOKKEEPING_KEEP_SNAPSHOTS)
+    except RETRYABLE_COMMIT_ERRORS:  # a concurrent writer: the next commit will try again
+        return table
+    return catalog.load_table(identifier)

@@ -1,23 +1,20 @@
-"""IO managers for the lake's files: raw manifests (JSON) and conformed tables (Parquet).
+"""The lake's file root as a resource, and the IO manager that publishes a dataset's manifests.
 
-No pickles: everything written is readable by Athena, DuckDB or a person. Both managers map a
-``(dataset, year)`` partition of asset ``<domain>/<layer>`` to a Hive-style folder (see ``layout``),
-on a local folder or S3 alike, and write all-or-nothing.
+No pickles: everything written is readable by Athena, DuckDB or a person. The raw and conformed
+layers of a dataset partition each end in ``<domain>/<layer>/dataset_id=X/manifest.json``; writing
+it (all-or-nothing) is what publishes the layer. After a raw manifest, the runs it replaced are
+swept; after a conformed manifest of the whole table, year folders it no longer names are
+removed.
 """
 
-import io
-import os
-import uuid
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from estat_assets.lake.layout import DATASET_DIM, YEAR_DIM, partition_dir
-from estat_assets.lake.rawstore import MANIFEST, run_dir_of, sweep_runs
+from estat_assets.estat.ids import check_dataset_id
+from estat_assets.lake.layout import MANIFEST, dataset_dir
+from estat_assets.lake.rawstore import run_dir_of, sweep_runs
 from estat_assets.lake.storage import Storage
 
 
@@ -40,97 +37,56 @@ class LakeStorage(dg.ConfigurableResource):
             # Other runs (other processes) write the same prefixes: never trust a cached listing.
             options["use_listings_cache"] = False
             if self.s3_access_key_id:
-                # Outside a run (CLI, tests) an EnvVar field is not resolved yet.
-                key, secret = (
-                    v.get_value() if isinstance(v, dg.EnvVar) else v
-                    for v in (self.s3_access_key_id, self.s3_secret_access_key)
-                )
-                options["key"] = key
-                options["secret"] = secret
+                options["key"] = resolved(self.s3_access_key_id)
+                options["secret"] = resolved(self.s3_secret_access_key)
         return Storage(self.root, options)
 
 
-def partition_dims(key: Any) -> tuple[str, str]:
-    """(dataset_id, year) of a multi-partition key such as ``0003065345|2011``."""
-    if isinstance(key, dg.MultiPartitionKey):
-        dims = key.keys_by_dimension
-        return dims[DATASET_DIM], dims[YEAR_DIM]
-    dataset_id, _, year = str(key).partition("|")
-    if not year:
-        raise ValueError(f"expected a '<dataset>|<year>' partition key, got {key!r}")
-    return dataset_id, year
+def resolved(value: Any) -> Any:
+    """A field's value: outside a run (the CLI, tests) it may still be an unresolved EnvVar."""
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
 
 
-def _asset_parts(context: dg.OutputContext | dg.InputContext) -> tuple[str, str, str, str]:
+def _where(context: dg.OutputContext | dg.InputContext) -> tuple[str, str, str]:
     path = context.asset_key.path
-    domain, layer = path[0], path[-1]
-    dataset_id, year = partition_dims(context.asset_partition_key)
-    return domain, layer, dataset_id, year
+    return path[0], path[-1], check_dataset_id(context.asset_partition_key)
 
 
 class ManifestIOManager(dg.ConfigurableIOManager):
-    """Publishes a raw partition by writing its manifest; then drops the run it replaced."""
+    """Publishes a dataset's raw or conformed layer by writing its manifest."""
 
     lake: dg.ResourceDependency[LakeStorage]
 
     def handle_output(self, context: dg.OutputContext, obj: dict) -> None:
         storage = self.lake.storage()
-        domain, layer, dataset_id, year = _asset_parts(context)
-        path = storage.path(*partition_dir(domain, layer, dataset_id, year), MANIFEST)
+        domain, layer, dataset_id = _where(context)
+        parts = (*dataset_dir(domain, layer, dataset_id), MANIFEST)
+        path = storage.path(*parts)
         previous = orjson.loads(storage.read_bytes(path)) if storage.exists(path) else None
         storage.write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2))
-        if previous and previous.get("run_id") != obj.get("run_id"):
-            storage.remove_tree(storage.path(*run_dir_of(previous)))
-        sweep_runs(storage, domain, dataset_id, year, keep=obj.get("run_id"))
-        context.add_output_metadata(
-            {
-                "manifest": dg.MetadataValue.path(
-                    storage.uri(*partition_dir(domain, layer, dataset_id, year), MANIFEST)
-                )
-            }
-        )
+        if layer == "raw":
+            if previous and previous.get("run_id") != obj.get("run_id"):
+                storage.remove_tree(storage.path(*run_dir_of(previous)))
+            sweep_runs(storage, domain, dataset_id, keep=obj.get("run_id"))
+        elif layer == "conformed" and obj.get("whole"):
+            _sweep_years(storage, domain, dataset_id, set(obj.get("years", {})))
+        context.add_output_metadata({"manifest": dg.MetadataValue.path(storage.uri(*parts))})
 
     def load_input(self, context: dg.InputContext) -> dict:
         storage = self.lake.storage()
-        domain, layer, dataset_id, year = _asset_parts(context)
-        path = storage.path(*partition_dir(domain, layer, dataset_id, year), MANIFEST)
+        domain, layer, dataset_id = _where(context)
+        path = storage.path(*dataset_dir(domain, layer, dataset_id), MANIFEST)
         if not storage.exists(path):
             raise FileNotFoundError(
-                f"no raw data for {domain} {dataset_id}|{year} at {storage.uri()}: "
-                f"materialize {domain}/raw for this partition first"
+                f"no {layer} data for {domain} {dataset_id} at {storage.uri()}: "
+                f"materialize {domain}/{layer} for this dataset first"
             )
         return orjson.loads(storage.read_bytes(path))
 
 
-class ParquetIOManager(dg.ConfigurableIOManager):
-    """Arrow tables as snappy Parquet, one file per partition, replaced atomically."""
-
-    lake: dg.ResourceDependency[LakeStorage]
-    compression: str = "snappy"
-
-    def _path(self, context: dg.OutputContext | dg.InputContext) -> tuple[Storage, Any]:
-        storage = self.lake.storage()
-        domain, layer, dataset_id, year = _asset_parts(context)
-        return storage, storage.path(
-            *partition_dir(domain, layer, dataset_id, year), "data.parquet"
-        )
-
-    def handle_output(self, context: dg.OutputContext, obj: pa.Table) -> None:
-        storage, path = self._path(context)
-        if storage.is_local:
-            local = Path(str(path))
-            local.parent.mkdir(parents=True, exist_ok=True)
-            tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.tmp")
-            pq.write_table(obj, tmp, compression=self.compression)
-            os.replace(tmp, local)
-        else:
-            buf = io.BytesIO()
-            pq.write_table(obj, buf, compression=self.compression)
-            storage.write_bytes(path, buf.getvalue())
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
-
-    def load_input(self, context: dg.InputContext) -> pa.Table:
-        storage, path = self._path(context)
-        if storage.is_local:
-            return pq.read_table(str(path))
-        return pq.read_table(io.BytesIO(storage.read_bytes(path)))
+def _sweep_years(storage: Storage, domain: str, dataset_id: str, keep: set[str]) -> None:
+    """Remove ``year=`` folders of a dataset that the whole-table manifest no longer names."""
+    for folder in storage.list_dirs(storage.path(*dataset_dir(domain, "conformed", dataset_id))):
+        name = folder.name
+        if name.startswith("year=") and name.removeprefix("year=") not in keep:
+            storage.remove_tree(folder)

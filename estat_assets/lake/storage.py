@@ -6,14 +6,26 @@ atomic by itself. Readers therefore never see half a manifest or half a Parquet 
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from upath import UPath
+
+_BAD_PART = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def check_part(part: str) -> str:
+    """One path component: not empty, not ``.``/``..``, no separator or control character."""
+    if not isinstance(part, str) or part in ("", ".", "..") or _BAD_PART.search(part):
+        raise ValueError(f"refusing path part {part!r}: not a plain name inside the lake")
+    return part
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,9 @@ class Storage:
         return "://" not in self.root or self.root.startswith("file://")
 
     def path(self, *parts: str) -> UPath:
+        """``root/part/part…``; a part that could leave the root (``..``, ``/``) is refused."""
+        for part in parts:
+            check_part(part)
         base = UPath(self.root, **self.options) if not self.is_local else UPath(self._local())
         return base.joinpath(*parts) if parts else base
 
@@ -39,17 +54,33 @@ class Storage:
         return str(self.path(*parts))
 
     def write_bytes(self, path: UPath, data: bytes) -> None:
+        self.write_with(path, lambda fh: fh.write(data))
+
+    def write_with(self, path: UPath, write: Callable[[BinaryIO], object]) -> None:
+        """All-or-nothing: ``write(fh)`` fills a temporary sibling renamed into place (local), or
+        one buffered PUT (S3). The one atomic write of the lake (Parquet and JSON alike)."""
         if self.is_local:
             local = Path(str(path))
             local.parent.mkdir(parents=True, exist_ok=True)
             tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex}.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, local)
+            try:
+                with open(tmp, "wb") as fh:
+                    write(fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, local)
+            finally:
+                tmp.unlink(missing_ok=True)
         else:
-            path.write_bytes(data)  # one PUT (multipart above 5 MB): all-or-nothing on S3
+            buf = io.BytesIO()
+            write(buf)
+            path.write_bytes(buf.getvalue())  # one PUT (multipart above 5 MB): all-or-nothing
+
+    def remove(self, path: UPath) -> None:
+        if self.is_local:
+            Path(str(path)).unlink(missing_ok=True)
+        elif path.exists():
+            path.fs.rm(path.path)
 
     def read_bytes(self, path: UPath) -> bytes:
         return path.read_bytes()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
-import pyarrow as pa_arrow
 import pyarrow.compute as pa_compute
 
 from estat_assets.conform.table import key_columns
@@ -102,29 +101,6 @@ def unique_keys(df: pd.DataFrame, axes: Sequence[str]) -> CheckOutcome:
     )
 
 
-def row_count(df: pd.DataFrame, expected: int) -> CheckOutcome:
-    """Conformed rows must equal e-Stat's TOTAL_NUMBER for the partition's request."""
-    n = len(df)
-    return CheckOutcome(
-        name="row_count_matches_total",
-        passed=n == expected,
-        description=f"{n} rows conformed, TOTAL_NUMBER {expected}",
-        failures=abs(n - expected),
-        metadata={"rows": n, "total_number": expected},
-    )
-
-
-def run_all(table: pa_arrow.Table, axes: Sequence[str], expected_rows: int) -> list[CheckOutcome]:
-    """Every blocking check of the conformed layer, on one pandas view of the table."""
-    df = table.to_pandas()
-    return [
-        required_columns(df, axes),
-        non_null_keys(df, axes),
-        unique_keys(df, axes),
-        row_count(df, expected_rows),
-    ]
-
-
 def codes_in_class_inf(df: pd.DataFrame, metadata: TableMetadata | None) -> CheckOutcome:
     """Every axis code is in the table's own CLASS_INF (axes without a CLASS list are skipped)."""
     codes = {c.id: c.codes() for c in (metadata.classes if metadata else ()) if c.items}
@@ -146,6 +122,7 @@ ROW_LEVEL = {
     "codes_in_class_inf": CODE_NOT_IN_CLASS_INF,
 }
 HIERARCHY = "hierarchy_sums"
+ROW_COUNT = "row_count_matches_total"
 ACCOUNTED = "rows_accounted_for"
 
 
@@ -195,22 +172,72 @@ def hierarchy(
     if synthetic:
         return CheckOutcome(HIERARCHY, True, "skipped: the values are synthetic", severity=WARN)
     result = check_hierarchy(df, axes, metadata)
+    which = ", ".join(f"{axis} ({n} breakdowns)" for axis, n in result.families.items()) or "none"
+    metadata = {"compared": result.compared, "single_child_parents": result.single_child_parents}
+    skipped = (
+        f"; {result.single_child_parents} single-child parent(s) not compared"
+        if result.single_child_parents
+        else ""
+    )
     if not result.failures:
         return CheckOutcome(
             HIERARCHY,
             True,
-            f"{result.compared} parent(s) compared with their children: all within tolerance",
-            metadata={"compared": result.compared},
+            f"{result.compared} parent row(s) compared with the sum of their complete "
+            f"breakdowns (axes: {which}): all within tolerance{skipped}",
+            metadata=metadata,
             severity=WARN,
         )
     return CheckOutcome(
         HIERARCHY,
         False,
-        f"{result.failures} of {result.compared} parent(s) differ from the sum of their children",
+        f"{result.failures} of {result.compared} parent row(s) differ from the sum of their "
+        f"children (axes: {which}){skipped}",
         failures=result.failures,
         sample=result.mismatches.astype(str),
-        metadata={"compared": result.compared},
+        metadata=metadata,
         severity=WARN,
+    )
+
+
+def evaluate_slice(
+    split: Split,
+    axes: Sequence[str],
+    metadata: TableMetadata | None = None,
+    raw_rows: int | None = None,
+    synthetic: bool = False,
+) -> list[CheckOutcome]:
+    """Every check that one year's slice answers by itself, after the row-level split.
+
+    Keys (and so duplicates, and every parent/child family) never cross years, so checking a
+    table a year at a time is exact. The row count against TOTAL_NUMBER belongs to the whole
+    request: see :func:`row_count_outcome`.
+    """
+    raw_rows = split.raw_rows if raw_rows is None else raw_rows
+    clean = split.clean
+    # The row checks need only the keys and the value: convert just those to pandas.
+    needed = [c for c in [*key_columns(axes), "year", "value"] if c in clean.column_names]
+    df = clean.select(needed).to_pandas(strings_to_categorical=True)
+    shape = pd.DataFrame({c: pd.Series([], dtype=object) for c in clean.column_names})
+    return [
+        required_columns(shape, axes),
+        _with_quarantine(non_null_keys(df, axes), split, NULL_KEY),
+        _with_quarantine(unique_keys(df, axes), split, DUPLICATE_KEY),
+        _with_quarantine(codes_in_class_inf(df, metadata), split, CODE_NOT_IN_CLASS_INF),
+        rows_accounted(split, raw_rows),
+        hierarchy(df, axes, metadata, synthetic),
+    ]
+
+
+def row_count_outcome(raw_rows: int, expected_rows: int, conformed_rows: int) -> CheckOutcome:
+    """Rows received = e-Stat's TOTAL_NUMBER for the request(s), exactly (ERROR: blocks)."""
+    return CheckOutcome(
+        name=ROW_COUNT,
+        passed=raw_rows == expected_rows,
+        description=f"{raw_rows} raw rows ({conformed_rows} conformed), "
+        f"TOTAL_NUMBER {expected_rows}",
+        failures=abs(raw_rows - expected_rows),
+        metadata={"rows": raw_rows, "total_number": expected_rows},
     )
 
 
@@ -222,34 +249,69 @@ def evaluate(
     raw_rows: int | None = None,
     synthetic: bool = False,
 ) -> list[CheckOutcome]:
-    """Every check of the conformed layer, after the row-level failures went to quarantine.
-
-    Table-level checks (columns, row count, rows accounted for) are ERROR and block the write.
-    Row-level checks run on the clean table (which must pass) and report the quarantined rows as
-    a WARN failure; the hierarchy check is WARN only.
-    """
+    """Every check of the conformed layer on one table (a slice that is a whole request)."""
     raw_rows = split.raw_rows if raw_rows is None else raw_rows
-    clean = split.clean
-    # The row checks need only the keys and the value: convert just those to pandas.
-    needed = [c for c in [*key_columns(axes), "year", "value"] if c in clean.column_names]
-    df = clean.select(needed).to_pandas()
-    shape = pd.DataFrame({c: pd.Series([], dtype=object) for c in clean.column_names})
-    outcomes = [
-        required_columns(shape, axes),
-        _with_quarantine(non_null_keys(df, axes), split, NULL_KEY),
-        _with_quarantine(unique_keys(df, axes), split, DUPLICATE_KEY),
-        _with_quarantine(codes_in_class_inf(df, metadata), split, CODE_NOT_IN_CLASS_INF),
-    ]
-    count = CheckOutcome(
-        name="row_count_matches_total",
-        passed=raw_rows == expected_rows,
-        description=f"{raw_rows} raw rows ({split.clean.num_rows} conformed), "
-        f"TOTAL_NUMBER {expected_rows}",
-        failures=abs(raw_rows - expected_rows),
-        metadata={"rows": raw_rows, "total_number": expected_rows},
-    )
-    outcomes += [count, rows_accounted(split, raw_rows), hierarchy(df, axes, metadata, synthetic)]
-    return outcomes
+    outcomes = evaluate_slice(split, axes, metadata, raw_rows, synthetic)
+    count = row_count_outcome(raw_rows, expected_rows, split.clean.num_rows)
+    return _in_order([*outcomes, count])
+
+
+def _in_order(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
+    rank = {name: i for i, name in enumerate(CHECK_NAMES)}
+    return sorted(outcomes, key=lambda o: rank.get(o.name, len(rank)))
+
+
+def merge_outcomes(per_slice: Mapping[str, Sequence[CheckOutcome]]) -> list[CheckOutcome]:
+    """One outcome per check for a dataset from the outcomes of its year slices.
+
+    Passed when every slice passed; failures summed; the description and the sample say which
+    years failed; ``failures_by_year`` in the metadata. Numeric metadata (``compared``,
+    ``quarantined``) is summed.
+    """
+    by_name: dict[str, list[tuple[str, CheckOutcome]]] = {}
+    for year, outcomes in per_slice.items():
+        for o in outcomes:
+            by_name.setdefault(o.name, []).append((year, o))
+    merged = []
+    for name, pairs in by_name.items():
+        failed = [(y, o) for y, o in pairs if not o.passed]
+        first = pairs[0][1]
+        metadata: dict[str, Any] = {}
+        for _, o in pairs:
+            for key, value in o.metadata.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    metadata[key] = metadata.get(key, 0) + value
+        if not failed:
+            merged.append(
+                CheckOutcome(
+                    name, True, _passed_summary(pairs), metadata=metadata, severity=first.severity
+                )
+            )
+            continue
+        severity = ERROR if any(o.severity == ERROR for _, o in failed) else WARN
+        shown = "; ".join(f"{y}: {o.description}" for y, o in failed[:5])
+        more = f"; … and {len(failed) - 5} more years" if len(failed) > 5 else ""
+        samples = [o.sample.assign(year_slice=y) for y, o in failed if o.sample is not None]
+        sample = pd.concat(samples, ignore_index=True).head(SAMPLE_ROWS) if samples else None
+        metadata["failures_by_year"] = {y: o.failures for y, o in failed}
+        merged.append(
+            CheckOutcome(
+                name=name,
+                passed=False,
+                description=f"{len(failed)} of {len(pairs)} year(s) failed: {shown}{more}",
+                failures=sum(o.failures for _, o in failed),
+                sample=sample,
+                metadata=metadata,
+                severity=severity,
+            )
+        )
+    return _in_order(merged)
+
+
+def _passed_summary(pairs: Sequence[tuple[str, CheckOutcome]]) -> str:
+    if len(pairs) == 1:
+        return pairs[0][1].description
+    return f"{pairs[0][1].description} (each of {len(pairs)} years)"
 
 
 CHECK_NAMES = (
@@ -257,7 +319,7 @@ CHECK_NAMES = (
     "non_null_keys",
     "unique_keys",
     "codes_in_class_inf",
-    "row_count_matches_total",
+    ROW_COUNT,
     ACCOUNTED,
     HIERARCHY,
 )

@@ -12,7 +12,7 @@ Many e-Stat axes nest two breakdowns under one total (``ふだんの就業状態
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -20,12 +20,15 @@ from estat_assets.estat.models import TableMetadata
 
 RELATIVE_TOLERANCE = 0.01  # 1 % of the parent
 ABSOLUTE_TOLERANCE_PER_CHILD = 0.5  # rounding to the display unit, per child
+MIN_CHILDREN = 2  # a breakdown: a parent with a single listed child is not compared
 
 
 @dataclass(frozen=True)
 class HierarchyResult:
     compared: int
     mismatches: pd.DataFrame  # axis, parent_code, parent_value, children_sum, children, + keys
+    families: dict[str, int] = field(default_factory=dict)  # axis → parents with ≥ 2 children
+    single_child_parents: int = 0  # "of which" items: never compared with their parent
 
     @property
     def failures(self) -> int:
@@ -76,11 +79,18 @@ def check_hierarchy(
     numeric = df[df["value"].notna()]
     compared = 0
     found: list[pd.DataFrame] = []
+    families: dict[str, int] = {}
+    single = 0
     for axis in axes:
         tree = children_of(metadata, axis)
+        # A parent with one listed child is an "of which" item, not a breakdown: its child is
+        # a part of it, never expected to equal it. Only breakdowns of two or more are compared.
+        single += sum(1 for cs in tree.values() if len(cs) < 2)
+        tree = {p: cs for p, cs in tree.items() if len(cs) >= MIN_CHILDREN}
         col = f"{axis}_code"
         if not tree or col not in df.columns:
             continue
+        families[axis] = len(tree)
         others = [f"{a}_code" for a in axes if a != axis and f"{a}_code" in df.columns]
         parent_of = {c: p for p, cs in tree.items() for c in cs}
         expected = pd.Series({p: len(cs) for p, cs in tree.items()}, name="expected")
@@ -106,8 +116,8 @@ def check_hierarchy(
             bad = bad.rename(columns={"sum": "children_sum", "count": "children"})
             found.append(bad.assign(axis=axis))
     if not found:
-        return HierarchyResult(compared, empty)
+        return HierarchyResult(compared, empty, families, single)
     mismatches = pd.concat(found, ignore_index=True)
     first = ["axis", "parent_code", "parent_value", "children_sum", "children"]
     mismatches = mismatches[first + [c for c in mismatches.columns if c not in first]]
-    return HierarchyResult(compared, mismatches)
+    return HierarchyResult(compared, mismatches, families, single)

@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from estat_assets.conform.table import conformed_schema, join_skip_nulls, key_columns
+from estat_assets.conform.years import ROW
 from estat_assets.estat.models import TableMetadata
 
 NULL_KEY = "null_key"
 CODE_NOT_IN_CLASS_INF = "code_not_in_class_inf"
 DUPLICATE_KEY = "duplicate_key"
-REASONS = (NULL_KEY, CODE_NOT_IN_CLASS_INF, DUPLICATE_KEY)
 
 QUARANTINE_FIELDS = [pa.field("quarantine_reason", pa.string()), pa.field("source_row", pa.int64())]
 
@@ -100,8 +100,17 @@ def _repeats_group_by(keys: list[pa.Array], candidates: pa.Array) -> np.ndarray:
 def split_rows(
     table: pa.Table, axes: Sequence[str], metadata: TableMetadata | None = None
 ) -> Split:
-    """Split a conformed table into rows fit for the lake and rows for quarantine."""
+    """Split a conformed table into rows fit for the lake and rows for quarantine.
+
+    ``source_row`` is the table's ``__row`` column when it has one (the row's position in the
+    download, see ``conform.years``), else the row's position in ``table``.
+    """
     n = table.num_rows
+    if ROW in table.column_names:
+        source = table.column(ROW).combine_chunks()
+        table = table.drop_columns([ROW])
+    else:
+        source = pa.array(np.arange(1, n + 1, dtype=np.int64))
 
     def col(name: str) -> pa.Array:
         chunked = table.column(name)
@@ -143,7 +152,6 @@ def split_rows(
     bad_row = pc.or_(pc.or_(null_key, unknown), duplicate)
     bad_count = pc.sum(bad_row.cast(pa.int64())).as_py() or 0
     clean = table.filter(pc.invert(bad_row)) if bad_count else table
-    source = pa.array(np.arange(1, n + 1, dtype=np.int64))
     if bad_count:
         quarantined = (
             table.filter(bad_row)

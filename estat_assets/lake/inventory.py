@@ -12,29 +12,32 @@ so the last writer always leaves the counts of the last slice written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import (
-    NoSuchTableError,
-)
-from pyiceberg.expressions import BooleanExpression, EqualTo
-from pyiceberg.schema import Schema
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.expressions import EqualTo
 from pyiceberg.table import Table
 from pyiceberg.types import (
     BooleanType,
     IntegerType,
     LongType,
-    NestedField,
     StringType,
     TimestamptzType,
 )
 
 from estat_assets.estat.models import TableInfo
-from estat_assets.lake.iceberg import RETRYABLE_COMMIT_ERRORS, commit_overwrite, ensure_created
+from estat_assets.lake.iceberg import (
+    PROP_DATASET,
+    PROP_RUN,
+    PROP_UPDATED,
+    ensure_plain_table,
+    fields_schema,
+    replace_rows,
+    slice_rows,
+)
 
 INVENTORY_TABLE = "dataset_inventory"
 RECOUNTS = 5
@@ -69,81 +72,11 @@ INVENTORY_FIELDS: tuple[tuple[str, Any, bool], ...] = (
 )
 
 
-def fields_schema(fields: tuple[tuple[str, Any, bool], ...]) -> Schema:
-    return Schema(
-        *(
-            NestedField(field_id=i, name=name, field_type=kind, required=required)
-            for i, (name, kind, required) in enumerate(fields, start=1)
-        )
-    )
-
-
-def ensure_plain_table(catalog: Catalog, identifier: tuple[str, str], schema: Schema) -> Table:
-    """Load or create an unpartitioned table (race-safe)."""
-    return ensure_created(catalog, identifier, schema)
-
-
-def replace_rows(
-    catalog: Catalog,
-    identifier: tuple[str, str],
-    rows: Callable[[], list[dict[str, Any]]] | list[dict[str, Any]],
-    row_filter: BooleanExpression,
-    snapshot_properties: Mapping[str, str] | None = None,
-) -> Table:
-    """Replace the rows matching ``row_filter`` in one commit; retry when another writer won.
-
-    ``rows`` may be a function, called again on every attempt (so it can recount).
-    """
-    table = commit_overwrite(
-        catalog,
-        identifier,
-        lambda table: pa.Table.from_pylist(
-            rows() if callable(rows) else rows, schema=table.schema().as_arrow()
-        ),
-        row_filter,
-        snapshot_properties,
-    )
-    return bound_history(catalog, identifier, table)
-
-
-# Bookkeeping tables (inventory, ingestion runs) take a commit per run; their metadata, which every
-# later commit reads and rewrites, would grow without bound. Keep their recent history only.
-BOOKKEEPING_MAX_SNAPSHOTS = 60
-BOOKKEEPING_KEEP_SNAPSHOTS = 20
-
-
-def bound_history(catalog: Catalog, identifier: tuple[str, str], table: Table) -> Table:
-    """Expire all but the newest snapshots once there are too many (best effort, never fails)."""
-    snaps = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.snapshot_id))
-    if len(snaps) <= BOOKKEEPING_MAX_SNAPSHOTS:
-        return table
-    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
-    expire = [
-        s.snapshot_id for s in snaps[:-BOOKKEEPING_KEEP_SNAPSHOTS] if s.snapshot_id not in protected
-    ]
-    try:
-        table.maintenance.expire_snapshots().by_ids(expire).commit()
-    except RETRYABLE_COMMIT_ERRORS:  # a concurrent writer: the next commit will try again
-        return table
-    return catalog.load_table(identifier)
-
-
-def slice_counts(table: Table, dataset_id: str) -> tuple[int, list[str], int | None]:
+def dataset_counts(table: Table, dataset_id: str) -> tuple[int, list[str], int | None]:
     """Rows and years of ``dataset_id`` in a domain table, from its manifests only."""
     snapshot = table.current_snapshot()
-    if snapshot is None:
-        return 0, [], None
-    rows = 0
-    years: set[str] = set()
-    position = [f.name for f in table.spec().fields].index("year")
-    scan = table.scan(
-        row_filter=EqualTo("dataset_id", dataset_id), snapshot_id=snapshot.snapshot_id
-    )
-    for task in scan.plan_files():
-        rows += task.file.record_count
-        if task.file.record_count:
-            years.add(f"{int(task.file.partition[position]):04d}")
-    return rows, sorted(years), snapshot.snapshot_id
+    by_year = slice_rows(table, dataset_id)
+    return sum(by_year.values()), sorted(by_year), snapshot.snapshot_id if snapshot else None
 
 
 def inventory_status(rows_stored: int, overall_total: int | None) -> str:
@@ -166,18 +99,19 @@ def update_inventory(
     updated_date: str | None,
     synthetic: bool = False,
     raw_manifest: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
     """Replace ``dataset_id``'s inventory row; returns the row written."""
     identifier = (namespace, INVENTORY_TABLE)
     ensure_plain_table(catalog, identifier, fields_schema(INVENTORY_FIELDS))
     domain_id = (namespace, domain)
     info = info or TableInfo(id=dataset_id)
-    now = datetime.now(UTC)
+    now = at or datetime.now(UTC)
     written: dict[str, Any] = {}
 
     def row() -> list[dict[str, Any]]:
         domain_table = catalog.load_table(domain_id)
-        rows_stored, years, snapshot_id = slice_counts(domain_table, dataset_id)
+        rows_stored, years, snapshot_id = dataset_counts(domain_table, dataset_id)
         written.clear()
         written.update(
             dataset_id=dataset_id,
@@ -212,7 +146,7 @@ def update_inventory(
             identifier,
             row,
             EqualTo("dataset_id", dataset_id),
-            {"estat.dataset_id": dataset_id, "dagster.run_id": run_id},
+            {PROP_DATASET: dataset_id, PROP_RUN: run_id},
         )
         current = catalog.load_table(domain_id).current_snapshot()
         if current is None or current.snapshot_id == written.get("table_snapshot_id"):
@@ -228,7 +162,9 @@ def read_inventory(catalog: Catalog, namespace: str) -> list[dict[str, Any]]:
     return table.scan().to_arrow().to_pylist()
 
 
-def loaded_release_lookup(iceberg: Any) -> Callable[[str], tuple[str | None, int | None] | None]:
+def loaded_release_lookup(
+    catalog: Callable[[], Catalog], namespace: str
+) -> Callable[[str], tuple[str | None, int | None] | None]:
     """dataset_id → (UPDATED_DATE, OVERALL_TOTAL_NUMBER) the lake holds; read once, lazily."""
     cache: dict[str, tuple[str | None, int | None]] | None = None
 
@@ -236,7 +172,7 @@ def loaded_release_lookup(iceberg: Any) -> Callable[[str], tuple[str | None, int
         nonlocal cache
         if cache is None:
             try:
-                rows = read_inventory(iceberg.catalog(), iceberg.namespace)
+                rows = read_inventory(catalog(), namespace)
             except Exception:  # no catalog yet: nothing loaded
                 rows = []
             cache = {
@@ -247,3 +183,69 @@ def loaded_release_lookup(iceberg: Any) -> Callable[[str], tuple[str | None, int
         return cache.get(dataset_id)
 
     return lookup
+
+
+def _info_of(row: dict[str, Any]) -> TableInfo:
+    return TableInfo(
+        id=row["dataset_id"],
+        title=row.get("title"),
+        statistics_name=row.get("statistics_name"),
+        stat_code=row.get("survey_code"),
+        stat_name=row.get("survey_name"),
+        gov_org_code=row.get("organisation_code"),
+        gov_org=row.get("organisation"),
+        cycle=row.get("cycle"),
+        survey_date=row.get("survey_date"),
+        open_date=row.get("open_date"),
+        updated_date=row.get("updated_date"),
+        overall_total_number=row.get("overall_total_number"),
+    )
+
+
+def reconcile_inventory(catalog: Catalog, namespace: str, domain: str) -> list[str]:
+    """Recount the inventory rows of ``domain`` that a later write of their dataset made stale.
+
+    A run killed between its Iceberg commit and its inventory update leaves the row counting an
+    older snapshot; the domain table's history says which datasets were written since. Returns
+    the datasets recounted. Cheap: snapshot summaries and manifests only.
+    """
+    try:
+        table = catalog.load_table((namespace, domain))
+    except NoSuchTableError:
+        return []
+    rows = {r["dataset_id"]: r for r in read_inventory(catalog, namespace) if r["domain"] == domain}
+    latest: dict[str, tuple[int, dict[str, str]]] = {}
+    snapshot = table.current_snapshot()
+    while snapshot is not None:
+        props = snapshot.summary.additional_properties if snapshot.summary else {}
+        dataset = props.get(PROP_DATASET)
+        if dataset and dataset not in latest:
+            latest[dataset] = (snapshot.sequence_number or 0, dict(props))
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    healed = []
+    for dataset, (sequence, props) in sorted(latest.items()):
+        row = rows.get(dataset)
+        counted = (
+            table.snapshot_by_id(row["table_snapshot_id"])
+            if row and row.get("table_snapshot_id") is not None
+            else None
+        )
+        if row is not None and counted is not None and (counted.sequence_number or 0) >= sequence:
+            continue
+        row = row or {"dataset_id": dataset}
+        update_inventory(
+            catalog,
+            namespace,
+            domain,
+            dataset,
+            _info_of(row),
+            run_id=props.get(PROP_RUN) or row.get("last_success_run_id") or "",
+            partition=dataset,
+            updated_date=props.get(PROP_UPDATED) or row.get("updated_date"),
+            synthetic=bool(row.get("synthetic")),
+            raw_manifest=row.get("raw_manifest"),
+            at=row.get("last_success_at"),
+        )
+        healed.append(dataset)
+    return healed
