@@ -2,7 +2,12 @@
 
 Why: tests, the offline demo and benchmarks need an e-Stat that is fast, deterministic, works
 without an appId or network, and can fail on purpose. ``serve()`` is what ``estat-lake emulator``
-runs; tests start :class:`EmulatorServer` on port 0.
+(and ``python -m estat_emulator``) runs; tests start :class:`EmulatorServer` on port 0.
+
+Modules: ``store`` (tables by id, from sample files), ``recorded``/``generate`` (the two kinds of
+table; ``spec``, ``spec_axes``, ``layout`` describe generated ones), ``table_inf`` (complete
+TABLE_INF), ``english`` (``lang=E``), ``release`` (republishing), ``responses`` (the documents),
+``server``/``faults``/``wire`` (HTTP, failures, e-Stat's JSON escaping).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 
 from .faults import FaultRule, FaultSet
 from .generate import GeneratedSpec, GeneratedTable, benchmark_spec, synthetic_spec
+from .release import Release
 from .server import EmulatorServer
 from .store import TableStore
 
@@ -22,6 +28,7 @@ __all__ = [
     "FaultSet",
     "GeneratedSpec",
     "GeneratedTable",
+    "Release",
     "TableStore",
     "benchmark_spec",
     "serve",

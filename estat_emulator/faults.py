@@ -20,8 +20,9 @@ Kinds and their options:
 * ``api_error``    HTTP 200 with ``STATUS status`` (default 200) and ``error_msg``, no payload
 * ``short_page``   a getStatsData page with ``drop_rows`` (default 1) fewer VALUE rows than
   FROM/TO_NUMBER claim
-* ``republish``    before answering, republish the table (new ``updated_date``, new values): with
-  ``skip=N`` (alias ``after``) the first N data requests see the old release, the rest the new one
+* ``republish``    before answering, republish the table (new ``updated_date``, new values, or the
+  changes in ``release``, the JSON form of ``release.py``): with ``skip=N`` (alias ``after``) the
+  first N data requests see the old release, the rest the new one
 
 JSON form (``--faults FILE``, ``POST /_emulator/faults``): a list of such objects, e.g.
 ``[{"kind": "rate_limit", "retry_after": 2, "endpoint": "getStatsData", "times": 1}]``.
@@ -35,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from .release import Release
 
 KINDS = (
     "http_error",
@@ -68,6 +71,7 @@ class FaultRule:
     keep_bytes: int | None = None
     drop_rows: int = 1
     updated_date: str | None = None
+    release: dict[str, Any] | None = None
     seen: int = field(default=0, compare=False)
     hits: int = field(default=0, compare=False)
 
@@ -86,6 +90,8 @@ class FaultRule:
             raise ValueError("times must be >= 0 (or None for unlimited)")
         if self.nth is not None:
             self.nth = [int(n) for n in self.nth]
+        if self.release is not None:
+            Release.from_dict(self.release)  # validated now, so a bad rule fails when added
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultRule:

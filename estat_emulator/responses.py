@@ -2,7 +2,8 @@
 
 Pure functions of (store, request parameters): no HTTP here, so the shapes can be tested directly
 and the server stays a thin transport. Application errors are documents too (HTTP 200, STATUS ≥ 100,
-no payload), as on the real API.
+no payload), as on the real API. ``lang=E`` swaps in English texts (``english.py``); any other
+``lang`` (``J``, none) serves the documents as they are.
 """
 
 from __future__ import annotations
@@ -165,6 +166,10 @@ def _echo_meta_info(params: dict[str, str]) -> dict[str, Any]:
     return echo
 
 
+def _english(params: dict[str, str]) -> bool:
+    return params.get("lang") == "E"
+
+
 def _table_for(store: TableStore, params: dict[str, str]) -> Table:
     table_id = params.get("statsDataId", "")
     if not table_id:
@@ -202,10 +207,15 @@ def stats_data(
     except ApiError as exc:
         return envelope(root, exc.status, exc.message, echo, date=date)
 
+    english = _english(params)
     total = table.count(selection)
-    body: dict[str, Any] = {"RESULT_INF": {"TOTAL_NUMBER": total}, "TABLE_INF": table.table_inf}
+    table_inf = store.english.table_inf(table) if english else table.table_inf
+    body: dict[str, Any] = {"RESULT_INF": {"TOTAL_NUMBER": total}, "TABLE_INF": table_inf}
     if meta:
-        body["CLASS_INF"] = table.class_inf(selection)
+        if english:
+            body["CLASS_INF"] = store.english.class_inf(table, selection)
+        else:
+            body["CLASS_INF"] = table.class_inf(selection)
     if count_only:
         body["DATA_INF"] = ""
         status = 0 if total else 1
@@ -218,7 +228,7 @@ def stats_data(
     body["RESULT_INF"].update(page_info)
     data_inf: dict[str, Any] = {}
     if table.notes:
-        data_inf["NOTE"] = one_or_many(table.notes)
+        data_inf["NOTE"] = one_or_many(store.english.notes(table) if english else table.notes)
     shown = n - max(0, short_by)
     if shown > 0:
         rows = table.values(selection, start - 1, shown, ascii_only=ascii_only)
@@ -235,7 +245,14 @@ def meta_info(store: TableStore, params: dict[str, str], *, date: str | None = N
         table = _table_for(store, params)
     except ApiError as exc:
         return envelope(root, exc.status, exc.message, echo, date=date)
-    payload = {"METADATA_INF": {"TABLE_INF": table.table_inf, "CLASS_INF": table.class_inf()}}
+    if _english(params):
+        meta = {
+            "TABLE_INF": store.english.table_inf(table),
+            "CLASS_INF": store.english.class_inf(table),
+        }
+    else:
+        meta = {"TABLE_INF": table.table_inf, "CLASS_INF": table.class_inf()}
+    payload = {"METADATA_INF": meta}
     return envelope(root, 0, MSG_OK, echo, payload, date=date)
 
 
@@ -314,7 +331,7 @@ def _survey_span(value: Any) -> tuple[str, str] | None:
 _COLLECT_AREAS = {"1": "全国", "2": "都道府県", "3": "市区町村"}
 
 
-def _list_filter(params: dict[str, str]) -> Callable[[Table], bool]:
+def _list_filter(store: TableStore, params: dict[str, str]) -> Callable[[Table], bool]:
     """All getStatsList filters as one predicate (raises ApiError on a malformed value)."""
     checks: list[Callable[[Table], bool]] = []
     code = params.get("statsCode", "")
@@ -326,7 +343,10 @@ def _list_filter(params: dict[str, str]) -> Callable[[Table], bool]:
     word = params.get("searchWord", "")
     if word:
         matches = search_predicate(word)
-        checks.append(lambda t: matches(t.search_text()))
+        if _english(params):
+            checks.append(lambda t: matches(store.english.search_text(t)))
+        else:
+            checks.append(lambda t: matches(t.search_text()))
     if params.get("updatedDate"):
         low, high = date_range(params["updatedDate"], "updatedDate")
         checks.append(
@@ -396,21 +416,22 @@ def stats_list(store: TableStore, params: dict[str, str], *, date: str | None = 
     root = ENDPOINTS["getStatsList"]
     echo = _echo_stats_list(params)
     try:
-        keep = _list_filter(params)
+        keep = _list_filter(store, params)
         start = _positive(params, "startPosition", 1)
         limit = min(_positive(params, "limit", MAX_LIMIT), MAX_LIMIT)
     except ApiError as exc:
         return envelope(root, exc.status, exc.message, echo, date=date)
-    hits = [t.table_inf for t in store.tables() if keep(t)]
+    hits = [t for t in store.tables() if keep(t)]
     n, page_info = _page(len(hits), start, limit)
     if n == 0:
         payload = {"DATALIST_INF": {"NUMBER": len(hits)}}
         return envelope(root, 1, MSG_NO_DATA, echo, payload, date=date)
-    datalist = {
-        "NUMBER": len(hits),
-        "RESULT_INF": page_info,
-        "TABLE_INF": one_or_many(hits[start - 1 : start - 1 + n]),
-    }
+    page = hits[start - 1 : start - 1 + n]
+    if _english(params):
+        infs = [store.english.table_inf(t) for t in page]
+    else:
+        infs = [t.table_inf for t in page]
+    datalist = {"NUMBER": len(hits), "RESULT_INF": page_info, "TABLE_INF": one_or_many(infs)}
     return envelope(root, 0, MSG_OK, echo, {"DATALIST_INF": datalist}, date=date)
 
 

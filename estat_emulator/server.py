@@ -5,8 +5,10 @@ and error handling are exercised exactly as against ``api.e-stat.go.jp``.
 
 API paths: ``/rest/<version>/app/json/{getStatsList,getMetaInfo,getStatsData,getDataCatalog}``.
 Admin paths (JSON): ``GET /_emulator/health``, ``GET|DELETE /_emulator/requests``,
-``GET|POST|DELETE /_emulator/faults``, ``POST /_emulator/republish``,
-``GET|POST /_emulator/tables``, ``DELETE /_emulator/tables/<statsDataId>``.
+``GET|POST|DELETE /_emulator/faults``, ``POST /_emulator/republish`` (a release, see
+``release.py``), ``GET|POST /_emulator/tables``, ``DELETE /_emulator/tables/<statsDataId>``.
+
+Query strings are decoded as UTF-8 whether percent-encoded or sent as raw bytes (``searchWord``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from .faults import REPLACING, FaultRule, FaultSet
+from .release import Release
 from .responses import ENDPOINTS, error_document, jst_now, respond
 from .store import TableStore
 from .wire import dumps
@@ -34,6 +37,7 @@ from .wire import dumps
 JSON_TYPE = "application/json;charset=utf-8"
 _API_PATH = re.compile(r"/rest/[0-9.]+/app/json/(\w+)")
 _SECRET_PARAMS = ("appId",)
+_NON_ASCII = re.compile(rb"[\x80-\xff]+")
 
 
 class RequestLog:
@@ -114,6 +118,18 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.connections_lock:
                 self.server.connections.discard(self.connection)
 
+    def parse_request(self) -> bool:
+        """Percent-encode raw non-ASCII bytes of the request line before parsing it.
+
+        Why: ``http.server`` decodes the line as Latin-1 and splits it on Unicode whitespace, so
+        raw UTF-8 such as 病 (E7 97 85; U+0085 is whitespace) would break the request apart.
+        Percent-encoded, the bytes reach :func:`query_params` intact and decode as UTF-8.
+        """
+        self.raw_requestline = _NON_ASCII.sub(
+            lambda m: b"".join(b"%%%02X" % byte for byte in m.group()), self.raw_requestline
+        )
+        return super().parse_request()
+
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the default line includes the query string and with it the appId."""
 
@@ -125,6 +141,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self.server.emulator.handle(self, "DELETE")
+
+
+def query_params(query: str) -> dict[str, str]:
+    """Request parameters (the last of repeated names), decoded as UTF-8 like e-Stat does.
+
+    ``http.server`` decodes the request line as Latin-1, so raw UTF-8 bytes in the query string
+    (which some clients send unescaped) arrive as mojibake; they are turned back into bytes and
+    decoded as UTF-8 before percent-decoding, which is UTF-8 too. Invalid UTF-8 becomes U+FFFD.
+    """
+    with contextlib.suppress(UnicodeEncodeError):  # text beyond Latin-1: not a request line
+        query = query.encode("latin-1").decode("utf-8", errors="replace")
+    parsed = parse_qs(query, keep_blank_values=True, encoding="utf-8", errors="replace")
+    return {k: v[-1] for k, v in parsed.items()}
 
 
 def _json_reply(status: int, data: Any) -> _Reply:
@@ -224,7 +253,7 @@ class EmulatorServer:
     def handle(self, handler: _Handler, method: str) -> None:
         """Route one request and send the (possibly damaged) reply."""
         split = urlsplit(handler.path)
-        params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        params = query_params(split.query)
         body = b""
         length = int(handler.headers.get("Content-Length") or 0)
         if length:
@@ -250,7 +279,7 @@ class EmulatorServer:
             time.sleep(delay)
         for rule in fired:
             if rule.kind == "republish" and table_id in self.store:
-                self.store.republish(table_id, rule.updated_date, perturb=True)
+                self._fault_release(table_id, rule)
         replacing = next((r for r in fired if r.kind in REPLACING), None)
         api_status: int | None = None
         if replacing is not None and replacing.kind != "api_error":
@@ -285,6 +314,14 @@ class EmulatorServer:
             }
         )
         return reply
+
+    def _fault_release(self, table_id: str, rule: FaultRule) -> None:
+        """A ``republish`` fault: new values by default, or the rule's own release."""
+        if rule.release is None:
+            release = Release(updated_date=rule.updated_date, perturb=True)
+        else:
+            release = Release.from_dict({"updated_date": rule.updated_date, **rule.release})
+        self.store.release(table_id, release)
 
     @staticmethod
     def _http_fault(rule: FaultRule) -> _Reply:
@@ -378,10 +415,9 @@ class EmulatorServer:
         if not isinstance(data, dict) or not data.get("statsDataId"):
             return _json_reply(400, {"error": 'expected {"statsDataId": ..., "updated_date": ...}'})
         table_id = str(data["statsDataId"])
+        release = Release.from_dict(data)  # ValueError → 400 in _admin
         try:
-            table = self.store.republish(
-                table_id, data.get("updated_date"), perturb=data.get("perturb")
-            )
+            table = self.store.release(table_id, release)
         except KeyError:
             return _json_reply(404, {"error": f"no table {table_id}"})
         return _json_reply(200, _table_summary(table))

@@ -1,15 +1,16 @@
 """The table store: recorded responses indexed by content, plus generated tables.
 
 Why by content: file names are for people; what a file holds is given by its root element
-(GET_STATS_LIST, GET_META_INFO, GET_STATS_DATA, GET_DATA_CATALOG or GENERATED_TABLE) and by
-TABLE_INF/@id. Several recordings of one table are merged: the richest/newest TABLE_INF, the fullest
-CLASS_INF (getMetaInfo's over a getStatsData's, which may be narrowed to the requested codes), the
-NOTE legend and the union of VALUE rows. The table is then served as exactly those rows.
+(GET_STATS_LIST, GET_META_INFO, GET_STATS_DATA, GET_DATA_CATALOG, GENERATED_TABLE or ENGLISH_NAMES)
+and by TABLE_INF/@id. Several recordings of one table are merged: the richest/newest TABLE_INF, the
+fullest CLASS_INF (getMetaInfo's over a getStatsData's, which may be narrowed to the requested
+codes), the NOTE legend and the union of VALUE rows. The table is then served as exactly those rows.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,8 +23,11 @@ import orjson
 
 from estat_assets.estat.shape import as_dict, as_list, root_of
 
+from .english import EnglishNames, is_english_document
 from .generate import GeneratedSpec, GeneratedTable, build_generated
-from .table import Axis, ListedTable, RecordedTable, Table, axes_from_rows, row_key
+from .recorded import RecordedTable, row_key
+from .release import Release
+from .table import Axis, ListedTable, Table, axes_from_rows
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ class TableStore:
         self._tables: dict[str, Table] = {}
         self._pending: dict[str, _Pending] = {}
         self._catalog: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.english = EnglishNames()
         self._lock = threading.RLock()
 
     # -- construction ---------------------------------------------------------------------
@@ -110,7 +115,11 @@ class TableStore:
         self.load_documents(documents, strict=strict)
 
     def load_documents(self, documents: Iterable[tuple[str, Any]], *, strict: bool = False) -> None:
-        """Index parsed documents ``(source, document)``: recordings first, then generator specs."""
+        """Index parsed documents ``(source, document)``: recordings first, then generator specs.
+
+        Specs are built in statsDataId order, so a spec may borrow an axis from a generated
+        table with a smaller id.
+        """
         specs: list[tuple[str, dict[str, Any]]] = []
         touched: set[str] = set()
         with self._lock:
@@ -120,12 +129,21 @@ class TableStore:
                 if "GENERATED_TABLE" in document:
                     specs.append((source, document))
                     continue
+                if is_english_document(document):
+                    try:
+                        self.english.add(document)
+                    except (ValueError, TypeError, re.error) as exc:
+                        if strict:
+                            raise
+                        log.warning("skipping English names %s: %s", source, exc)
+                    continue
                 try:
                     touched |= self._index(document)
                 except ValueError:
                     log.debug("skipping %s: not an e-Stat response", source)
             for table_id in touched:
                 self._build(table_id)
+            specs.sort(key=lambda s: str(s[1]["GENERATED_TABLE"].get("id", "")))
             for source, document in specs:
                 try:
                     self.add_generated(document)
@@ -218,7 +236,7 @@ class TableStore:
             base = self._tables.get(parsed.metadata_from) if parsed.metadata_from else None
             if parsed.metadata_from and base is None:
                 raise ValueError(f"{parsed.id}: base table {parsed.metadata_from} is not loaded")
-            table = build_generated(parsed, base)
+            table = build_generated(parsed, base, self._tables.get)
             self._register(table)
             return table
 
@@ -233,22 +251,33 @@ class TableStore:
             return self._tables.pop(table_id, None) is not None
 
     def republish(
-        self, table_id: str, updated_date: str | None = None, *, perturb: bool | None = None
+        self,
+        table_id: str,
+        updated_date: str | None = None,
+        *,
+        perturb: bool | None = None,
+        **changes: Any,
     ) -> Table:
-        """A new release of a table: new UPDATED_DATE; values change when ``perturb``.
+        """A new release of a table: new UPDATED_DATE, values and cells as ``changes`` say.
 
-        ``updated_date=None`` means the day after the current UPDATED_DATE (so it always changes);
-        ``perturb=None`` means generated tables get new values and recorded ones keep theirs.
+        ``changes`` are the fields of :class:`~estat_emulator.release.Release` (``revise``,
+        ``remove_items``, ``remove_cells``, ``add_items``, ``add_cells``). ``updated_date=None``
+        means the day after the current UPDATED_DATE (so it always changes); ``perturb=None``
+        means generated tables get new values unless other changes are given, recorded ones never.
         """
+        release = Release.from_dict({**changes, "updated_date": updated_date, "perturb": perturb})
+        return self.release(table_id, release)
+
+    def release(self, table_id: str, release: Release) -> Table:
+        """Apply a parsed release (all-or-nothing); KeyError for an unknown table."""
         with self._lock:
             table = self._tables.get(table_id)
             if table is None:
                 raise KeyError(table_id)
+            updated_date = release.updated_date
             if updated_date is None:
                 updated_date = _next_day(str(table.table_inf.get("UPDATED_DATE", "")))
-            if perturb is None:
-                perturb = table.kind == "generated"
-            table.republish(updated_date, perturb)
+            table.apply(release, updated_date)
             return table
 
     # -- lookup ---------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """What the emulator serves per statsDataId: axes (CLASS_OBJ), TABLE_INF, NOTE and VALUE rows.
 
 Three kinds share one interface so the response builders never care where a table came from:
-recorded tables (rows copied from real responses), generated tables (``generate.py``; rows computed
-from row indices) and listed-only tables (a getStatsList entry with no metadata or data).
+recorded tables (``recorded.py``; rows copied from real responses), generated tables
+(``generate.py``; rows computed from row indices) and listed-only tables (a getStatsList entry with
+no metadata or data).
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +16,11 @@ import numpy as np
 
 from estat_assets.estat.shape import AXES, as_list, text
 
+from .release import Release
 from .wire import Raw, one_or_many
 
 # Positions per narrowed axis (sorted, unique); an axis that is not narrowed is absent.
 Selection = dict[str, np.ndarray]
-
-_MISSING = np.iinfo(np.int64).max  # position of a code that is not in the CLASS list
 
 
 @dataclass
@@ -78,6 +77,12 @@ class Table:
         self.axes: list[Axis] = []
         self.notes: list[dict[str, Any]] = []
         self.revision = 0
+        self.version = 0  # bumped by every release: caches of derived views key on it
+        # tables whose English names (lang=E) this one uses: for CLASS, and for TABLE_INF fields
+        # other than ``overridden_fields`` (a generated table's own texts); empty means its own id
+        self.english_ids: tuple[str, ...] = ()
+        self.english_inf_ids: tuple[str, ...] = ()
+        self.overridden_fields: frozenset[str] = frozenset()
         self._search_text: str | None = None
 
     @property
@@ -102,100 +107,55 @@ class Table:
         """VALUE rows ``offset`` (0-based) … ``offset + n - 1`` of the selection."""
         return []
 
+    def apply(self, release: Release, updated_date: str) -> None:
+        """A new release: its changes, then the new UPDATED_DATE (and OVERALL_TOTAL_NUMBER).
+
+        Subclasses validate and apply the changes in :meth:`_apply_changes` all-or-nothing.
+        """
+        before = self.count({})
+        self._apply_changes(release)
+        inf = {**self.table_inf, "UPDATED_DATE": updated_date}
+        if "OVERALL_TOTAL_NUMBER" in inf and self.has_metadata:
+            total = inf["OVERALL_TOTAL_NUMBER"]
+            # a recorded total (keep_recorded_totals) moves by the rows added or removed
+            if isinstance(total, int) and total != before:
+                inf["OVERALL_TOTAL_NUMBER"] = total + self.count({}) - before
+            else:
+                inf["OVERALL_TOTAL_NUMBER"] = self.count({})
+        self.table_inf = inf
+        self.version += 1
+        self._search_text = None
+
+    def _apply_changes(self, release: Release) -> None:
+        if release.has_changes or release.perturb:
+            raise ValueError(f"table {self.id} is only listed: it has no cells to change")
+
     def republish(self, updated_date: str, perturb: bool) -> None:
-        """A new release: new UPDATED_DATE and (when ``perturb``) different values."""
-        self.table_inf = {**self.table_inf, "UPDATED_DATE": updated_date}
-        if perturb:
-            self.revision += 1
+        """A new release with only a new UPDATED_DATE and (when ``perturb``) new values."""
+        self.apply(Release(perturb=perturb), updated_date)
 
     def search_text(self) -> str:
         """Normalised (NFKC, case-folded) text searchWord is matched against."""
         if self._search_text is None:
-            inf = self.table_inf
-            parts = [text(inf.get(k)) or "" for k in ("TITLE", "STATISTICS_NAME", "STAT_NAME")]
-            for spec in ("STATISTICS_NAME_SPEC", "TITLE_SPEC"):
-                node = inf.get(spec)
-                if isinstance(node, dict):
-                    parts.extend(str(v) for v in node.values())
-            for axis in self.axes:
-                parts.append(str(axis.attrs.get("@name", "")))
-                parts.extend(str(item.get("@name", "")) for item in axis.items)
-            self._search_text = _normalise("\n".join(parts))
+            self._search_text = search_text(self.table_inf, self.axes)
         return self._search_text
+
+
+def search_text(table_inf: dict[str, Any], axes: list[Axis]) -> str:
+    """TABLE_INF texts and CLASS names, normalised for substring search."""
+    parts = [text(table_inf.get(k)) or "" for k in ("TITLE", "STATISTICS_NAME", "STAT_NAME")]
+    for spec in ("STATISTICS_NAME_SPEC", "TITLE_SPEC"):
+        node = table_inf.get(spec)
+        if isinstance(node, dict):
+            parts.extend(str(v) for v in node.values())
+    for axis in axes:
+        parts.append(str(axis.attrs.get("@name", "")))
+        parts.extend(str(item.get("@name", "")) for item in axis.items)
+    return _normalise("\n".join(parts))
 
 
 class ListedTable(Table):
     """A table known only from a getStatsList entry: it can be listed, not fetched."""
-
-
-_INT = re.compile(r"-?\d+")
-_DEC = re.compile(r"(-?\d+)\.(\d+)")
-
-
-def perturb_value(value: str, revision: int) -> str:
-    """A recorded numeric value shifted by ``revision`` so a republished table visibly differs."""
-    if revision == 0:
-        return value
-    if _INT.fullmatch(value):
-        return str(int(value) + revision)
-    match = _DEC.fullmatch(value)
-    if match:
-        return f"{int(match.group(1)) + revision}.{match.group(2)}"
-    return value
-
-
-def row_key(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The axis codes of a VALUE row: what identifies a cell."""
-    return tuple(
-        sorted(
-            (k, str(v))
-            for k, v in row.items()
-            if k.startswith("@") and k not in ("@unit", "@annotation")
-        )
-    )
-
-
-class RecordedTable(Table):
-    """A table served as exactly the VALUE rows that were recorded (in e-Stat order)."""
-
-    kind = "recorded"
-
-    def __init__(
-        self,
-        table_inf: dict[str, Any],
-        axes: list[Axis],
-        notes: list[dict[str, Any]],
-        rows: list[dict[str, Any]],
-    ) -> None:
-        super().__init__(table_inf)
-        self.axes = axes
-        self.notes = notes
-        positions = np.array(
-            [[a.index.get(str(r.get(f"@{a.id}", "")), _MISSING) for a in axes] for r in rows],
-            dtype=np.int64,
-        ).reshape(len(rows), len(axes))
-        order = np.lexsort(positions.T[::-1]) if len(rows) else np.zeros(0, dtype=np.intp)
-        self.rows = [rows[int(i)] for i in order]
-        self.positions = positions[order]
-
-    def _matching(self, selection: Selection) -> np.ndarray:
-        mask = np.ones(len(self.rows), dtype=bool)
-        for k, axis in enumerate(self.axes):
-            if axis.id in selection:
-                mask &= np.isin(self.positions[:, k], selection[axis.id])
-        return np.flatnonzero(mask)
-
-    def count(self, selection: Selection) -> int:
-        return len(self._matching(selection))
-
-    def values(
-        self, selection: Selection, offset: int, n: int, *, ascii_only: bool = True
-    ) -> list[dict[str, Any]]:
-        picked = self._matching(selection)[offset : offset + n]
-        rows = [self.rows[int(i)] for i in picked]
-        if self.revision:
-            rows = [{**r, "$": perturb_value(str(r.get("$", "")), self.revision)} for r in rows]
-        return rows
 
 
 def axes_from_rows(rows: list[dict[str, Any]]) -> list[Axis]:
