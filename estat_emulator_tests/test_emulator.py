@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -374,7 +376,9 @@ def test_stats_list_survey_years_and_paging(client: httpx.Client) -> None:
 
 def test_stats_list_shows_synthetic_label(client: httpx.Client) -> None:
     body = call(client, "getStatsList", searchWord="合成データ")
-    assert set(listed_ids(body)) == {"9900020202", "9903065345"}
+    generated = {t.id for t in TableStore.default() if t.kind == "generated"}
+    assert {"9900020202", "9903065345", "9900000001", "9900000007"} <= generated
+    assert set(listed_ids(body)) == generated
     for inf in as_list(body["DATALIST_INF"]["TABLE_INF"]):
         assert inf["SYNTHETIC"].startswith("values are synthetic")
 
@@ -427,6 +431,34 @@ def test_serve_prints_one_line_and_stops_on_sigterm() -> None:
         assert int(match.group(1)) == len(TableStore.default())
         health = httpx.get(f"{match.group(2)}/_emulator/health", timeout=10).json()
         assert health["status"] == "ok"
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_module_entry_point_serves_a_data_directory(tmp_path: Path) -> None:
+    """``python -m estat_emulator --data DIR --port 0``: what ``estat-lake emulator`` runs."""
+    for name in ("v3/getStatsData_0000020202_limit10.json", "generated/9900000002.json"):
+        shutil.copy(SAMPLES_DIR / name, tmp_path / Path(name).name)
+    shutil.copy(SAMPLES_DIR / "generated" / "9900020202.json", tmp_path / "spec.json")
+    command = [sys.executable, "-m", "estat_emulator", "--data", str(tmp_path), "--port", "0"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        match = re.fullmatch(
+            r"e-Stat emulator serving (\d+) tables on (http://127\.0\.0\.1:\d+)", line
+        )
+        assert match, line
+        # 9900000002 borrows its areas from 0003065345, which this directory lacks: skipped
+        assert int(match.group(1)) == 2
+        params = {"appId": APP_ID, "statsDataId": "9900020202", "cntGetFlg": "Y"}
+        body = httpx.get(f"{match.group(2)}/rest/3.0/app/json/getStatsData", params=params)
+        assert body.json()["GET_STATS_DATA"]["STATISTICAL_DATA"]["RESULT_INF"] == {
+            "TOTAL_NUMBER": 757_548
+        }
         proc.terminate()
         assert proc.wait(timeout=20) == 0
     finally:
