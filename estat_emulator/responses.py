@@ -2,7 +2,8 @@
 
 Pure functions of (store, request parameters): no HTTP here, so the shapes can be tested directly
 and the server stays a thin transport. Application errors are documents too (HTTP 200, STATUS ≥ 100,
-no payload), as on the real API. ``lang=E`` swaps in English texts (``english.py``); any other
+no payload), as on the real API. ``lang=E`` swaps in English texts (``english.py``) for
+getStatsList, getMetaInfo and getStatsData (getDataCatalog entries stay as recorded); any other
 ``lang`` (``J``, none) serves the documents as they are.
 """
 
