@@ -8,7 +8,7 @@ export ESTAT_LAKE_HOME ?= $(CURDIR)/.estat-lake
 export DAGSTER_HOME    := $(ESTAT_LAKE_HOME)/dagster
 DEV_PORT ?= 3000
 
-.PHONY: install demo test lint dev validate bench ui-check clean
+.PHONY: install demo test test-fast lint dev validate bench ui-check clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# The tests that start no server or Dagster process beyond the in-process ones (under a minute).
+test-fast: install
+	$(BIN)/pytest -m "not slow" -q
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

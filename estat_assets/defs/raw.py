@@ -77,8 +77,8 @@ def progress_logger(
 
 def requested_years(tags: dict[str, str]) -> list[str] | None:
     """The ``estat/years`` tag as canonical years (``None``: the whole table)."""
-    spec = (tags.get(YEARS_TAG) or "").strip()
-    return parse_years(spec) if spec else None
+    spec = tags.get(YEARS_TAG)
+    return parse_years(spec) if spec else None  # strictly: " 1985" is refused, not trimmed
 
 
 def raw_manifest(

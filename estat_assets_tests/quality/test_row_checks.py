@@ -185,3 +185,27 @@ def test_parents_from_levels_when_the_axis_has_no_parent_codes() -> None:
     )
     assert children_of(meta, "cat01") == {"00": ["10", "20"], "10": ["11", "12"]}
     assert children_of(meta, "tab") == {}  # empty level: no hierarchy claimed
+
+
+def test_a_parent_with_one_listed_child_is_never_compared() -> None:
+    """An "of which" item is a part of its parent, not a breakdown (the GDP false alarm)."""
+    import pandas as pd
+
+    from estat_assets.estat.models import ClassItem, ClassObj, TableInfo, TableMetadata
+    from estat_assets.quality.hierarchy import check_hierarchy
+
+    items = (
+        ClassItem(code="100", name="total", level="1"),
+        ClassItem(code="110", name="of which", level="2", parent_code="100"),
+        ClassItem(code="200", name="sum", level="1"),
+        ClassItem(code="210", name="a", level="2", parent_code="200"),
+        ClassItem(code="220", name="b", level="2", parent_code="200"),
+    )
+    meta = TableMetadata(TableInfo(id="0000000001"), (ClassObj(id="cat01", name="x", items=items),))
+    df = pd.DataFrame(
+        {"cat01_code": ["100", "110", "200", "210", "220"], "value": [10.0, 3.0, 20.0, 4.0, 4.0]}
+    )
+    result = check_hierarchy(df, ["cat01"], meta)
+    assert result.single_child_parents == 1 and result.families == {"cat01": 1}
+    assert result.compared == 1 and result.failures == 1  # 200 ≠ 4 + 4; 100 vs 110 is skipped
+    assert list(result.mismatches["parent_code"]) == ["200"]
