@@ -18,15 +18,30 @@ from estat_assets.defs.reaper import build_reaper_sensor
 from estat_assets.defs.resources import build_resources
 from estat_assets.defs.sensors import build_release_sensor
 from estat_assets.domains import DomainSpec, load_domains, with_registered
-from estat_assets.lake.registry import registered_by_domain
+from estat_assets.lake.inventory import read_inventory
+from estat_assets.lake.registry import read_registry, registered_by_domain
 from estat_assets.settings import Settings
 
 
 def active_domains(settings: Settings, resources: dict) -> tuple[DomainSpec, ...]:
-    """The configured domains with their added datasets; those with nothing to load dropped."""
+    """The configured domains with their added datasets and known titles; those with nothing to
+    load dropped. Titles come from the lake's registry and inventory (no e-Stat request)."""
     domains = load_domains(settings.domains_file)
-    added = registered_by_domain(resources["lake"].storage())
-    return tuple(d for d in with_registered(domains, added) if d.datasets or d.surveys)
+    storage = resources["lake"].storage()
+    added = registered_by_domain(storage)
+    titles = {k: v.get("title") or "" for k, v in read_registry(storage).items()}
+    titles.update(known_titles(resources["iceberg"]))
+    active = with_registered(domains, added, titles)
+    return tuple(d for d in active if d.datasets or d.surveys)
+
+
+def known_titles(iceberg) -> dict[str, str]:
+    """dataset → title from ``estat.dataset_inventory`` (empty before the first load)."""
+    try:
+        rows = read_inventory(iceberg.catalog(), iceberg.namespace)
+    except Exception:  # no catalog yet (or unreachable): titles are a courtesy, never a failure
+        return {}
+    return {r["dataset_id"]: r.get("title") or "" for r in rows}
 
 
 def build_definitions(

@@ -23,6 +23,7 @@ from estat_assets.estat.ids import check_dataset_id
 _DOMAIN_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _FIELD = re.compile(r"[0-9]{2}")
 DEFAULT_OWNERS = ("team:estat-lake",)
+CYCLES = ("monthly", "quarterly", "annual")
 
 
 class DomainsError(ValueError):
@@ -37,7 +38,9 @@ class DomainSpec:
     surveys: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()  # e-Stat statistical field codes (MAIN_CATEGORY/@code)
     owners: tuple[str, ...] = DEFAULT_OWNERS
+    cycle: str | None = None  # monthly | quarterly | annual: how often e-Stat publishes
     rules: dict[str, Any] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict, compare=False)  # dataset → title
 
     @property
     def semantic_rules(self) -> tuple[SemanticRule, ...]:
@@ -88,6 +91,11 @@ def parse_domains(document: dict[str, Any], where: str = "domains.yaml") -> tupl
         except ValueError as exc:
             raise DomainsError(str(exc)) from None
         owners = tuple(str(o) for o in _strings(body.get("owners"), f"{where}: {name}: owners"))
+        cycle = body.get("cycle")
+        if cycle is not None and cycle not in CYCLES:
+            raise DomainsError(
+                f"{where}: domain {name}: cycle {cycle!r}: expected one of {', '.join(CYCLES)}"
+            )
         specs.append(
             DomainSpec(
                 name=name,
@@ -96,6 +104,7 @@ def parse_domains(document: dict[str, Any], where: str = "domains.yaml") -> tupl
                 surveys=tuple(str(s) for s in _strings(body.get("surveys"), f"{where}: {name}")),
                 fields=fields,
                 owners=owners or DEFAULT_OWNERS,
+                cycle=cycle,
                 rules=dict(rules),
             )
         )
@@ -127,13 +136,18 @@ def load_domains(path: str | Path | None = None) -> tuple[DomainSpec, ...]:
 
 
 def with_registered(
-    domains: Iterable[DomainSpec], registered: Mapping[str, Iterable[str]]
+    domains: Iterable[DomainSpec],
+    registered: Mapping[str, Iterable[str]],
+    titles: Mapping[str, str] | None = None,
 ) -> tuple[DomainSpec, ...]:
-    """The domains with the datasets added at run time (``domain → ids``) appended."""
+    """The domains with the datasets added at run time (``domain → ids``) appended, and the
+    titles known for their datasets."""
     out = []
     for spec in domains:
         extra = [d for d in registered.get(spec.name, ()) if d not in spec.datasets]
-        out.append(replace(spec, datasets=(*spec.datasets, *extra)) if extra else spec)
+        datasets = (*spec.datasets, *extra)
+        known = {d: t for d, t in (titles or {}).items() if d in datasets and t}
+        out.append(replace(spec, datasets=datasets, titles=known))
     return tuple(out)
 
 

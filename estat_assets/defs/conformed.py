@@ -26,6 +26,7 @@ from estat_assets.conform.rules import match_axes, parse_rules
 from estat_assets.conform.stream import iter_conformed
 from estat_assets.conform.table import empty_conformed
 from estat_assets.conform.years import YearBuckets
+from estat_assets.defs.metadata import column_schema
 from estat_assets.defs.partitions import domain_partitions
 from estat_assets.domains import DomainSpec
 from estat_assets.estat.download import default_year
@@ -188,6 +189,7 @@ def build_conformed_asset(domain: DomainSpec, lake_home: Path | None = None):
         tags={"layer": "conformed", "domain": name},
         code_version="2",
         check_specs=check_specs(conformed_key, parts),
+        metadata={"dagster/column_schema": column_schema()},
         description=(
             f"{domain.title or name}: one typed long table per dataset, a Parquet file per year "
             "(Hive layout), checked; rows a row-level check fails are held back with their "

@@ -16,6 +16,7 @@ import orjson
 
 from estat_assets import CREDIT_NOTICE
 from estat_assets.defs.errors import failure_for
+from estat_assets.defs.metadata import column_schema, datasets_markdown, freshness
 from estat_assets.defs.partitions import ALLOW_SHRINK_TAG, domain_partitions
 from estat_assets.defs.raw import estat_url
 from estat_assets.defs.resources import EStatResource, IcebergCatalogResource, TableWriter
@@ -109,10 +110,15 @@ def build_table_asset(domain: DomainSpec) -> dg.AssetsDefinition:
         tags={"layer": "table", "domain": name},
         code_version="2",
         pool=f"iceberg_{name}",
-        metadata={"dagster/table_name": f"estat.{name}"},
+        metadata={
+            "dagster/table_name": f"estat.{name}",
+            "dagster/column_schema": column_schema(),
+        },
+        freshness_policy=freshness(domain),
         description=(
             f"{domain.title or name}: the Iceberg table estat.{name}, a dataset's years "
             f"replaced in one commit per load, never shrunk without evidence. {CREDIT_NOTICE}"
+            + datasets_markdown(domain, domain.titles)
         ),
     )
     def table(
