@@ -1,9 +1,10 @@
 """Reading an Iceberg table as it was: snapshots found by the e-Stat release they loaded.
 
-Every slice write (``defs/table.py``) commits one snapshot whose summary carries
-``estat.dataset_id``, ``estat.year``, ``estat.updated_date`` (the source UPDATED_DATE) and
-``dagster.run_id``. So "the table before the 2026-12-01 release of 0000020202" is the parent of
-the first snapshot that wrote that release::
+Every load of a dataset (``defs/table.py``) replaces its year slices in one commit (a delete
+snapshot, if it had rows, and an append snapshot) whose summaries carry ``estat.dataset_id``,
+``estat.years`` (the years replaced), ``estat.updated_date`` (the source UPDATED_DATE) and
+``dagster.run_id`` (the ``PROP_*`` constants of ``lake/iceberg.py``). So "the table before the
+2026-12-01 release of 0000020202" is the parent of the first snapshot that wrote that release::
 
     snap = snapshot_before_release(table, "0000020202", "2026-12-01")
     old = table.scan(snapshot_id=snap, row_filter="dataset_id = '0000020202'").to_arrow()
@@ -20,21 +21,28 @@ import pyarrow as pa
 from pyiceberg.expressions import BooleanExpression, EqualTo
 from pyiceberg.table import Table
 
+from estat_assets.lake.iceberg import PROP_DATASET, PROP_RUN, PROP_UPDATED, PROP_YEARS
+
 
 @dataclass(frozen=True)
 class SnapshotInfo:
     snapshot_id: int
     parent_id: int | None
+    sequence_number: int
     committed_at: datetime
     operation: str | None
     dataset_id: str | None
-    year: str | None
+    years: str | None  # the years the commit replaced, "1981,1982" (all of them: a whole load)
     updated_date: str | None
     run_id: str | None
 
 
 def snapshots(table: Table) -> list[SnapshotInfo]:
-    """Every snapshot still in the table's metadata, oldest first, with its e-Stat properties."""
+    """Every snapshot still in the table's metadata, oldest first, with its e-Stat properties.
+
+    Ordered by sequence number (commit order): the delete and the append snapshot of one commit
+    may share a millisecond, and snapshot ids are random.
+    """
     out = []
     for snap in table.snapshots():
         props = dict(snap.summary.additional_properties) if snap.summary else {}
@@ -43,15 +51,16 @@ def snapshots(table: Table) -> list[SnapshotInfo]:
             SnapshotInfo(
                 snapshot_id=snap.snapshot_id,
                 parent_id=snap.parent_snapshot_id,
+                sequence_number=snap.sequence_number or 0,
                 committed_at=datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC),
                 operation=operation,
-                dataset_id=props.get("estat.dataset_id"),
-                year=props.get("estat.year"),
-                updated_date=props.get("estat.updated_date") or None,
-                run_id=props.get("dagster.run_id"),
+                dataset_id=props.get(PROP_DATASET),
+                years=props.get(PROP_YEARS) or None,
+                updated_date=props.get(PROP_UPDATED) or None,
+                run_id=props.get(PROP_RUN),
             )
         )
-    return sorted(out, key=lambda s: (s.committed_at, s.snapshot_id))
+    return sorted(out, key=lambda s: (s.sequence_number, s.committed_at, s.snapshot_id))
 
 
 def release_snapshots(table: Table, dataset_id: str, updated_date: str) -> list[SnapshotInfo]:
