@@ -40,6 +40,7 @@ from estat_assets.lake.inventory import INVENTORY_TABLE, update_inventory
 from estat_assets.lake.io_managers import LakeStorage
 from estat_assets.lake.quarantine import quarantine_name, write_quarantine
 from estat_assets.lake.rawstore import load_manifest, manifest_path, read_run_file
+from estat_assets.lake.releases import release_tag, tag_release
 from estat_assets.lake.storage import Storage
 from estat_assets.quality.shrink import judge_shrinks, refusal
 
@@ -170,6 +171,8 @@ def build_table_asset(domain: DomainSpec) -> dg.AssetsDefinition:
             snapshot_properties=props,
         )
         snapshot = tbl.current_snapshot()
+        if snapshot is not None and updated:
+            tag_release(tbl, dataset_id, updated, snapshot.snapshot_id)  # the release stays
         info = meta.table if meta.table.id else TableInfo(id=dataset_id)
         inventory = update_inventory(
             catalog,
@@ -201,6 +204,7 @@ def build_table_asset(domain: DomainSpec) -> dg.AssetsDefinition:
                 "rows_loaded": sum(e["rows"] for e in entries.values()),
                 "quarantined_rows": sum(e["quarantined"] for e in entries.values()),
                 "snapshot_id": str(snapshot.snapshot_id) if snapshot else "",
+                "release_tag": release_tag(dataset_id, updated) if updated else "",
                 "metadata_location": dg.MetadataValue.path(tbl.metadata_location),
                 "source_updated_date": updated,
                 "shrinks": dg.MetadataValue.json(shrinks) if shrinks else "none",
