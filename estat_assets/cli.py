@@ -327,7 +327,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_athena(args: argparse.Namespace) -> int:
-    from estat_assets.query.athena import main as athena_main
+    from estat_assets.query.athena_admin import main as athena_main
 
     return athena_main(args.rest)
 

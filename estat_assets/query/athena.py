@@ -1,26 +1,21 @@
-"""Athena on boto3: the production engine behind ``query_engine``, plus its workgroup setup.
+"""Athena on boto3: the production engine behind ``query_engine`` (setup: ``athena_admin.py``).
 
 dagster-aws's ``AthenaClientResource`` ignores the region and assumes the workgroup already has an
 output location, so this is a small engine of our own: region, workgroup, database and output
 location are explicit; polling backs off; results are typed from ``ResultSetMetadata``; every
 query reports bytes scanned and its cost; errors say what to fix.
 
-Set up (or check) the workgroup, idempotently::
-
-    python -m estat_assets.query.athena setup-workgroup --name estat-lake \\
-        --output s3://my-bucket/athena-results/ --region ap-northeast-1 [--cutoff-gb 10]
+The workgroup is created or checked by ``estat-lake athena setup-workgroup`` (``athena_admin``).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import decimal
 import json
 import math
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -281,84 +276,8 @@ class AthenaEngine:
         return message
 
 
-# ---------------------------------------------------------------------- workgroup setup
-def ensure_workgroup(
-    client: Any,
-    name: str,
-    output_location: str,
-    bytes_scanned_cutoff: int | None = None,
-    description: str = "estat-lake analytics (managed by setup-workgroup)",
-) -> str:
-    """Create or update workgroup ``name`` with an enforced output location; idempotent.
-
-    Returns ``"created"``, ``"updated"`` or ``"unchanged"``.
-    """
-    if not output_location.startswith("s3://"):
-        raise AthenaError(f"output location {output_location!r} must be an s3:// URI")
-    output_location = output_location.rstrip("/") + "/"
-    wanted: dict[str, Any] = {
-        "ResultConfiguration": {"OutputLocation": output_location},
-        "EnforceWorkGroupConfiguration": True,
-        "PublishCloudWatchMetricsEnabled": True,
-    }
-    if bytes_scanned_cutoff:
-        wanted["BytesScannedCutoffPerQuery"] = int(bytes_scanned_cutoff)
-    current = None
-    try:
-        current = client.get_work_group(WorkGroup=name).get("WorkGroup")
-    except client.exceptions.InvalidRequestException:
-        current = None
-    if not current:
-        client.create_work_group(Name=name, Configuration=wanted, Description=description)
-        return "created"
-    config = current.get("Configuration", {})
-    same = (
-        config.get("ResultConfiguration", {}).get("OutputLocation") == output_location
-        and bool(config.get("EnforceWorkGroupConfiguration")) is True
-        and config.get("BytesScannedCutoffPerQuery") == wanted.get("BytesScannedCutoffPerQuery")
-    )
-    if same:
-        return "unchanged"
-    updates: dict[str, Any] = {
-        "ResultConfigurationUpdates": {"OutputLocation": output_location},
-        "EnforceWorkGroupConfiguration": True,
-        "PublishCloudWatchMetricsEnabled": True,
-    }
-    if bytes_scanned_cutoff:
-        updates["BytesScannedCutoffPerQuery"] = int(bytes_scanned_cutoff)
-    else:
-        updates["RemoveBytesScannedCutoffPerQuery"] = True
-    client.update_work_group(WorkGroup=name, ConfigurationUpdates=updates)
-    return "updated"
-
-
 def athena_client(region: str, endpoint_url: str | None = None, **keys: str | None) -> Any:
     import boto3
 
     kwargs = {k: v for k, v in keys.items() if v}
     return boto3.client("athena", region_name=region, endpoint_url=endpoint_url, **kwargs)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m estat_assets.query.athena")
-    sub = parser.add_subparsers(dest="command", required=True)
-    setup = sub.add_parser("setup-workgroup", help="create/update the Athena workgroup")
-    setup.add_argument("--name", default=DEFAULT_WORKGROUP)
-    setup.add_argument("--output", required=True, help="s3://bucket/prefix/ for query results")
-    setup.add_argument("--region", required=True)
-    setup.add_argument("--endpoint-url", default=None, help="tests only (moto)")
-    setup.add_argument("--cutoff-gb", type=float, default=None, help="per-query scan limit")
-    args = parser.parse_args(argv)
-    client = athena_client(args.region, args.endpoint_url)
-    cutoff = int(args.cutoff_gb * 1024**3) if args.cutoff_gb else None
-    try:
-        outcome = ensure_workgroup(client, args.name, args.output, cutoff)
-    except AthenaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"workgroup {args.name} ({args.region}): {outcome}; results → {args.output}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -7,14 +7,14 @@ import uuid
 
 import pytest
 
-from estat_assets.query import athena as athena_mod
+from estat_assets.query import athena_admin
 from estat_assets.query.athena import (
     AthenaEngine,
     AthenaError,
     athena_client,
-    ensure_workgroup,
     query_cost_usd,
 )
+from estat_assets.query.athena_admin import ensure_workgroup
 from estat_assets.query.athena_load import load_slice_via_athena, load_statements
 from estat_assets_tests import servers
 
@@ -73,9 +73,9 @@ def test_setup_workgroup_command(moto_server, monkeypatch, capsys) -> None:
         "--endpoint-url",
         moto_server.endpoint,
     ]
-    assert athena_mod.main(argv) == 0
+    assert athena_admin.main(argv) == 0
     assert "created" in capsys.readouterr().out
-    assert athena_mod.main(argv) == 0
+    assert athena_admin.main(argv) == 0
     assert "unchanged" in capsys.readouterr().out
 
 
