@@ -105,12 +105,6 @@ def _values_of(data_inf: pa.StructArray) -> pa.Table | None:
     )
 
 
-def _fast(raw: bytes, fields: Sequence[str] | None = None) -> pa.Table | None:
-    """``pyarrow.json`` on one compact page; None when the page needs the exact path."""
-    table, _ = fast_page(raw, fields)
-    return table
-
-
 def fast_page(
     raw: bytes, fields: Sequence[str] | None = None
 ) -> tuple[pa.Table | None, dict[str, str] | None]:

@@ -14,22 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from estat_assets.conform.table import ConformInput, conform_batch
-
-
-def _align(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    extra = set(table.column_names) - set(schema.names)
-    if extra:
-        raise ValueError(
-            f"a later page has columns {sorted(extra)} the first batch did not: pass the table's "
-            "metadata (getMetaInfo) so every batch has the same axes"
-        )
-    n = table.num_rows
-    arrays = [
-        table.column(f.name) if f.name in table.column_names else pa.nulls(n, f.type)
-        for f in schema
-    ]
-    return pa.Table.from_arrays(arrays, schema=schema)
+from estat_assets.conform.table import ConformInput, align_to, conform_batch
 
 
 def iter_conformed(
@@ -45,7 +30,7 @@ def iter_conformed(
         if schema is None:
             schema = table.schema
             return table
-        return _align(table, schema)
+        return align_to(table, schema, strict=True)
 
     for page in pages:
         batch.append(page)

@@ -165,13 +165,22 @@ def conform_pages(pages: Sequence[bytes], inp: ConformInput) -> pa.Table:
     return pa.concat_tables([align_to(t, schema) for t in tables])
 
 
-def align_to(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """A conformed table with another (wider) conformed schema: absent columns become nulls."""
+def align_to(table: pa.Table, schema: pa.Schema, *, strict: bool = False) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in its order and types: absent columns become
+    nulls, present ones are cast (exactly: a lossy cast raises). With ``strict``, a column the
+    schema does not have is an error instead of being dropped. The one align of the lake."""
     if table.schema.equals(schema):
         return table
+    if strict:
+        extra = set(table.column_names) - set(schema.names)
+        if extra:
+            raise ValueError(
+                f"columns {sorted(extra)} are not in the schema: pass the table's metadata "
+                "(getMetaInfo) so every batch has the same axes"
+            )
     n = table.num_rows
     arrays = [
-        table.column(f.name) if f.name in table.column_names else pa.nulls(n, f.type)
+        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(n, f.type)
         for f in schema
     ]
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -43,7 +43,7 @@ from pyiceberg.types import (
 )
 from sqlalchemy.exc import OperationalError
 
-from estat_assets.conform.table import conformed_schema
+from estat_assets.conform.table import align_to, conformed_schema
 
 PARTITION_COLUMNS = ("dataset_id", "year")
 REQUIRED = frozenset(PARTITION_COLUMNS)
@@ -149,14 +149,7 @@ def ensure_table(catalog: Catalog, namespace: str, name: str, location: str | No
 
 def align(data: pa.Table, table_schema: pa.Schema) -> pa.Table:
     """Conformed rows → the table's columns: missing axes become nulls, types cast exactly."""
-    n = data.num_rows
-    arrays = []
-    for f in table_schema:
-        if f.name in data.column_names:
-            arrays.append(data.column(f.name).cast(f.type))
-        else:
-            arrays.append(pa.nulls(n, f.type))
-    return pa.Table.from_arrays(arrays, schema=table_schema)
+    return align_to(data, table_schema)
 
 
 RETRYABLE_COMMIT_ERRORS: tuple[type[Exception], ...] = (
