@@ -55,6 +55,8 @@ def build_definitions(
     assets = [a for d in domains for a in build_domain_assets(d, settings)]
     jobs = {job_name(d.name): build_domain_job(d) for d in domains}
     sensors = [build_release_sensor(d, jobs[job_name(d.name)], settings) for d in domains]
+    if domains:
+        sensors.append(analytics_automation(domains))
     return dg.Definitions(
         assets=assets,
         jobs=[*jobs.values(), lake_maintenance_job],
@@ -62,6 +64,18 @@ def build_definitions(
         schedules=[lake_maintenance_schedule],
         resources=resources,
         executor=dg.in_process_executor,
+    )
+
+
+def analytics_automation(domains: tuple[DomainSpec, ...]) -> dg.AutomationConditionSensorDefinition:
+    """On by default: the analytics of a domain are recomputed after any of its datasets loads
+    (their ``eager`` condition), without anyone switching Dagster's automation sensor on."""
+    return dg.AutomationConditionSensorDefinition(
+        "analytics_automation_sensor",
+        target=dg.AssetSelection.groups(*(f"{d.name}_analytics" for d in domains)),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+        description="Recomputes a domain's analytics after any of its datasets is loaded.",
     )
 
 
