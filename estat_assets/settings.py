@@ -189,6 +189,21 @@ def _opt(env: Mapping[str, str], name: str) -> str | None:
     return (env.get(name) or "").strip() or None
 
 
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    """An http(s) base URL, checked now: a malformed one fails here, not inside a run."""
+    value = _opt(env, name)
+    if value is None:
+        return None
+    from estat_assets.estat.errors import EStatConfigError
+    from estat_assets.estat.http import check_base_url
+
+    try:
+        check_base_url(value, env.get("ESTAT_APP_ID"))
+    except EStatConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """The lake's configuration. Secrets are not copied here: see :meth:`secret`."""
@@ -230,7 +245,7 @@ class Settings:
         settings = cls(
             env=name,
             home=Path(_opt(env, "ESTAT_LAKE_HOME") or ".estat-lake").resolve(),
-            api_url=_opt(env, "ESTAT_API_URL"),
+            api_url=_url(env, "ESTAT_API_URL"),
             emulator_port=_int(env, "ESTAT_EMULATOR_PORT", DEFAULT_EMULATOR_PORT, 1),
             domains_file=Path(domains) if domains else None,
             rate_limit=_float(env, "ESTAT_RATE_LIMIT", 2.0 if aws else None),
