@@ -1,8 +1,11 @@
-"""Quarantine, class codes and the check report through real Dagster runs against an emulator.
+"""Quarantine and class codes through real runs against an emulator serving a doctored table.
 
-The emulator serves a copy of the recorded table 0000020202 with one extra VALUE whose area code is
-not in the table's CLASS_INF: that row must land in ``estat.population_quarantine`` with its reason,
-never in ``estat.population``, and conformed + quarantined must equal the raw rows.
+The emulator serves the recorded table 0000020202 (10 rows, fiscal years 1981-1990) with three
+rows added that fail a row-level check: an area code not in CLASS_INF (1981), a VALUE without an
+area code (1982) and a second value for the 1983 cell. Those rows must land in
+``estat.population_quarantine`` with their reason and source row, never in ``estat.population``;
+conformed + quarantined = raw rows, year by year; the WARN checks fail with samples; a later
+clean release removes the dataset's quarantine rows of the years it loads.
 """
 
 from __future__ import annotations
@@ -11,24 +14,20 @@ from pathlib import Path
 
 import dagster as dg
 import orjson
-import pyarrow as pa
 import pytest
 
-from estat_assets.definitions import build_definitions
-from estat_assets.defs.jobs import job_name
-from estat_assets.defs.partitions import partition_key, register
-from estat_assets.defs.resources import build_resources
+from estat_assets.defs.conformed import CHECK_NAMES
 from estat_assets.domains import DomainSpec
-from estat_assets.quality.checks import CHECK_NAMES
 from estat_assets_tests.factories import sample
+from estat_assets_tests.harness import Lake, checks, make_lake
 from estat_emulator import EmulatorServer, TableStore
+from estat_emulator.recorded import RecordedTable
 
-POPULATION = DomainSpec(
-    "population",
-    datasets=("0000020202",),
-    rules={"semantic_columns": {"age_group": "年齢"}},
-)
-ROGUE = {
+RECORDED = "0000020202"
+RECORDED_FILE = "getStatsData_0000020202_limit10.json"
+CLEAN_RELEASE = "2026-11-30"
+YEARS = [str(y) for y in range(1981, 1991)]
+ROGUE = {  # area 99999 is not in the table's CLASS_INF
     "@tab": "00001",
     "@cat01": "B1101",
     "@area": "99999",
@@ -36,140 +35,191 @@ ROGUE = {
     "@unit": "ｈａ",
     "$": "42",
 }
+HOMELESS = {k: v for k, v in {**ROGUE, "@time": "1982100000", "$": "43"}.items() if k != "@area"}
+REPEAT = {**ROGUE, "@area": "01100", "@time": "1983100000", "$": "999999"}  # a second 1983 cell
+REASONS = {
+    1981: "code_not_in_class_inf:area_code",
+    1982: "null_key",
+    1983: "duplicate_key",
+}
 
 
-def _store(tmp: Path, extra: list[dict]) -> TableStore:
-    doc = orjson.loads(sample("getStatsData_0000020202_limit10.json"))
+def _doctored_store(tmp: Path) -> TableStore:
+    """The recorded table served from a directory, plus the rogue and homeless rows."""
+    doc = orjson.loads(sample(RECORDED_FILE))
     data_inf = doc["GET_STATS_DATA"]["STATISTICAL_DATA"]["DATA_INF"]
-    data_inf["VALUE"] = [*data_inf["VALUE"], *extra]
+    data_inf["VALUE"] = [*data_inf["VALUE"], ROGUE, HOMELESS]
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "table.json").write_bytes(orjson.dumps(doc))
-    return TableStore.from_directory(tmp)
+    store = TableStore.from_directory(tmp)
+    # A recording holds one value per cell (the store merges by cell), so the repeated cell is
+    # added to the served rows directly: the same codes as the 1983 cell, another value.
+    table = store.get(RECORDED)
+    rows = [*table.rows, REPEAT]
+    store.add(
+        RecordedTable(
+            {**table.table_inf, "OVERALL_TOTAL_NUMBER": len(rows)}, table.axes, table.notes, rows
+        )
+    )
+    return store
+
+
+def _clean_release(store: TableStore) -> None:
+    """e-Stat fixes the table: a new release with only the ten good rows."""
+    table = store.get(RECORDED)
+    rows = [r for r in table.rows if r is not REPEAT and r.get("@area") not in (None, "99999")]
+    assert len(rows) == 10
+    inf = {**table.table_inf, "OVERALL_TOTAL_NUMBER": 10, "UPDATED_DATE": CLEAN_RELEASE}
+    store.add(RecordedTable(inf, table.axes, table.notes, rows))
 
 
 @pytest.fixture
-def world(tmp_path):
-    home = tmp_path / "home"
-    with dg.instance_for_test() as instance:
-        register(instance, "population", {"0000020202": ["1981", "1982"]})
-
-        def run(extra: list[dict], year: str = "1981"):
-            store = _store(tmp_path / f"store{len(extra)}", extra)
-            with EmulatorServer(store, host="127.0.0.1", port=0) as server:
-                env = {"ESTAT_LAKE_HOME": str(home), "ESTAT_API_URL": server.api_base}
-                resources = build_resources("local", env)
-                defs = build_definitions("local", domains=(POPULATION,), resources=resources)
-                result = defs.resolve_job_def(job_name("population")).execute_in_process(
-                    partition_key=str(partition_key("0000020202", year)),
-                    instance=instance,
-                    raise_on_error=False,
-                )
-            return result, resources
-
-        yield run, home
+def world(tmp_path, instance):
+    """A population lake over a private emulator serving the doctored table."""
+    with EmulatorServer(_doctored_store(tmp_path / "store"), host="127.0.0.1", port=0) as server:
+        spec = DomainSpec("population", datasets=(RECORDED,))
+        yield make_lake(tmp_path / "home", server, instance, domain=spec)
 
 
-def _scan(resources, name: str) -> pa.Table:
-    iceberg = resources["iceberg"]
-    return iceberg.catalog().load_table(iceberg.identifier(name)).scan().to_arrow()
+def _quarantine(lake: Lake) -> list[dict]:
+    return sorted(lake.rows(RECORDED, table="population_quarantine").to_pylist(), key=_by_year)
 
 
-def test_code_not_in_class_inf_is_quarantined_not_loaded(world) -> None:
-    run, home = world
-    result, resources = run([ROGUE])
-    assert result.success  # a row-level failure quarantines, it does not block
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert set(checks) == set(CHECK_NAMES)
-    bad = checks["codes_in_class_inf"]
-    assert not bad.passed and bad.severity == dg.AssetCheckSeverity.WARN
-    assert checks["rows_accounted_for"].passed and checks["row_count_matches_total"].passed
-    assert all(c.passed for n, c in checks.items() if n != "codes_in_class_inf")
+def _by_year(row: dict) -> int:
+    return row["year"]
 
-    table = _scan(resources, "population").to_pylist()
-    assert [r["area_code"] for r in table] == ["01100"]
-    quarantine = _scan(resources, "population_quarantine").to_pylist()
-    assert len(quarantine) == 1
-    q = quarantine[0]
-    assert q["area_code"] == "99999" and q["value_raw"] == "42"
-    assert q["quarantine_reason"] == "code_not_in_class_inf:area_code"
-    assert q["source_row"] == 2 and q["run_id"] == result.run_id
-    assert q["dataset_id"] == "0000020202" and q["year"] == 1981
 
-    report = home / "lake/population/conformed/dataset_id=0000020202/year=1981/checks.md"
-    text = report.read_text(encoding="utf-8")
-    assert "codes_in_class_inf" in text and "99999" in text and "⚠️ warning" in text
-    assert "written to Iceberg" in text
-    mat = next(
-        m for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "conformed"
+@pytest.mark.slow
+def test_rows_failing_a_row_level_check_are_quarantined_never_loaded(world) -> None:
+    result = world.run(RECORDED)
+    assert result.success  # row-level failures quarantine; they do not block
+    evaluations = checks(result)
+    assert sorted(evaluations) == sorted(CHECK_NAMES)
+    failed = {n for n, e in evaluations.items() if not e.passed}
+    assert failed == {"non_null_keys", "codes_in_class_inf", "unique_keys"}
+    for name, year, shown in (
+        ("codes_in_class_inf", "1981", "99999"),
+        ("non_null_keys", "1982", "area_code"),
+        ("unique_keys", "1983", "01100"),
+    ):
+        evaluation = evaluations[name]
+        assert evaluation.severity == dg.AssetCheckSeverity.WARN
+        assert evaluation.partition == RECORDED
+        meta = evaluation.metadata
+        assert meta["failures"].value == 1
+        assert meta["failures_by_year"].value == {year: 1}
+        assert shown in meta["failing_sample"].md_str and year in meta["failing_sample"].md_str
+    assert (
+        evaluations["rows_accounted_for"].passed and evaluations["row_count_matches_total"].passed
     )
-    md = mat.materialization.metadata["checks_report"]
-    assert isinstance(md, dg.MarkdownMetadataValue) and "rows_accounted_for" in md.md_str
+
+    # never in the domain table: exactly the ten recorded rows, with their recorded values
+    table = world.rows(RECORDED)
+    assert table.num_rows == 10
+    assert set(table.column("area_code").to_pylist()) == {"01100"}
+    assert "999999" not in table.column("value_raw").to_pylist()
+    assert world.slices(RECORDED) == dict.fromkeys(YEARS, 1)
+
+    quarantined = _quarantine(world)
+    assert [(q["year"], q["quarantine_reason"]) for q in quarantined] == sorted(REASONS.items())
+    rogue, homeless, repeat = quarantined
+    assert (rogue["area_code"], rogue["value_raw"]) == ("99999", "42")
+    assert (homeless["area_code"], homeless["value_raw"]) == (None, "43")
+    assert (repeat["area_code"], repeat["value_raw"]) == ("01100", "999999")
+    # source_row: the row's position among the VALUEs the run downloaded (e-Stat order: the
+    # repeat follows its cell, rows with unknown or missing codes come last)
+    assert [q["source_row"] for q in quarantined] == [12, 13, 4]
+    assert {q["run_id"] for q in quarantined} == {result.run_id}
+    assert {q["dataset_id"] for q in quarantined} == {RECORDED}
+
+    # quarantined + clean = raw rows, in total and year by year
+    raw = world.manifest(RECORDED)
+    assert raw["rows"] == raw["total_number"] == 13
+    held = world.slices(RECORDED, quarantine=True)
+    assert held == {"1981": 1, "1982": 1, "1983": 1}
+    conformed = world.manifest(RECORDED, "conformed")
+    assert conformed["rows"] == 10 and conformed["quarantined"] == 3
+    for year, entry in conformed["years"].items():
+        assert entry["rows"] + entry["quarantined"] == entry["raw_rows"]
+        assert entry["rows"] == world.slices(RECORDED)[year]
+        assert entry["quarantined"] == held.get(year, 0)
+
+    report = (world.conformed_dir(RECORDED) / "checks.md").read_text(encoding="utf-8")
+    for reason in ("null_key", "code_not_in_class_inf", "duplicate_key", "99999"):
+        assert reason in report
+    table_meta = next(
+        m for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "table"
+    ).materialization.metadata
+    assert table_meta["quarantined_rows"].value == 3 and table_meta["rows_loaded"].value == 10
 
 
-def test_a_value_without_an_axis_code_is_quarantined_as_null_key(world) -> None:
-    run, _ = world
-    homeless = {k: v for k, v in ROGUE.items() if k != "@area"}
-    result, resources = run([homeless])
-    assert result.success
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert not checks["non_null_keys"].passed
-    assert checks["non_null_keys"].severity == dg.AssetCheckSeverity.WARN
-    assert checks["rows_accounted_for"].passed
-    quarantine = _scan(resources, "population_quarantine").to_pylist()
-    assert [(q["area_code"], q["quarantine_reason"]) for q in quarantine] == [(None, "null_key")]
-    assert _scan(resources, "population").num_rows == 1
+@pytest.mark.slow
+def test_a_clean_release_removes_the_quarantine_rows_of_the_years_it_loads(world) -> None:
+    assert world.run(RECORDED).success
+    assert world.slices(RECORDED, quarantine=True) == {"1981": 1, "1982": 1, "1983": 1}
+    _clean_release(world.server.store)
+
+    partial = world.run(RECORDED, years="1981,1982")
+    assert partial.success
+    # 1981 and 1982 are clean now; 1983 was not loaded and keeps its quarantined row
+    assert world.slices(RECORDED, quarantine=True) == {"1983": 1}
+    assert [q["quarantine_reason"] for q in _quarantine(world)] == ["duplicate_key"]
+    assert all(e.passed for e in checks(partial).values())
+    release = {r["year"]: str(r["source_updated_date"]) for r in world.rows(RECORDED).to_pylist()}
+    assert release[1981] == release[1982] == CLEAN_RELEASE
+    assert release[1983] == "2025-06-20"  # not loaded this time
+    assert world.slices(RECORDED) == dict.fromkeys(YEARS, 1)
 
 
-def test_rerun_replaces_the_quarantine_slice(world) -> None:
-    run, _ = world
-    first, _ = run([ROGUE])
-    second, resources = run([ROGUE])
-    assert first.success and second.success
-    quarantine = _scan(resources, "population_quarantine").to_pylist()
-    assert len(quarantine) == 1 and quarantine[0]["run_id"] == second.run_id
-    # The data is fixed upstream: the next run empties the slice.
-    clean, resources = run([])
-    assert clean.success
-    assert _scan(resources, "population_quarantine").num_rows == 0
-    assert all(c.passed for c in clean.get_asset_check_evaluations())
-    assert _scan(resources, "population").num_rows == 1
+@pytest.mark.slow
+def test_a_whole_clean_load_empties_the_datasets_quarantine(world) -> None:
+    assert world.run(RECORDED).success
+    _clean_release(world.server.store)
+    whole = world.run(RECORDED)
+    assert whole.success
+    assert all(e.passed for e in checks(whole).values())
+    assert world.slices(RECORDED, quarantine=True) == {}
+    assert world.rows(RECORDED, table="population_quarantine").num_rows == 0
+    assert world.slices(RECORDED) == dict.fromkeys(YEARS, 1)
+    raw = world.manifest(RECORDED)
+    assert raw["rows"] == 10 and raw["updated_date"] == CLEAN_RELEASE
 
 
-def test_table_level_failure_still_blocks(world, monkeypatch) -> None:
-    """Row count ≠ TOTAL_NUMBER is not a row problem: the Iceberg write must not happen."""
-    from estat_assets.defs import conformed as module
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: the shrink guard takes the release a dataset holds from its last write "
+    "(defs/table.py held_rows → last_write), so after a partial load of a new release the years "
+    "not loaded count as that new release and a whole load of it is refused as a same-release "
+    "shrink. Fix: the release held per year (the last snapshot whose estat.years covers it).",
+)
+def test_a_whole_load_after_a_partial_load_judges_each_year_by_its_own_release(world) -> None:
+    assert world.run(RECORDED).success  # 1983 holds 2 rows (1 clean + 1 quarantined) of 2025-06-20
+    _clean_release(world.server.store)
+    assert world.run(RECORDED, years="1981,1982").success
+    whole = world.run(RECORDED)  # 1983 now offers 1 row of 2026-11-30, and the count agrees
+    assert whole.success
+    assert world.slices(RECORDED, quarantine=True) == {}
 
-    run, _ = world
-    real = module.conform_pages
-    monkeypatch.setattr(module, "conform_pages", lambda pages, inp: real(pages, inp).slice(0, 0))
-    result, _ = run([])
-    assert not result.success
-    failed = {c.check_name for c in result.get_asset_check_evaluations() if not c.passed}
-    assert failed == {"row_count_matches_total"}
-    steps = [e for e in result.all_events if e.step_key == "population__table"]
-    assert not any(e.is_successful_output for e in steps)
 
-
-def test_class_codes_table_holds_the_datasets_class_inf(world) -> None:
-    run, _ = world
-    first, resources = run([])
+@pytest.mark.slow
+def test_the_class_codes_table_holds_the_datasets_class_inf(world) -> None:
+    first = world.run(RECORDED)
     assert first.success
-    codes = _scan(resources, "population_class_codes")
-    doc = orjson.loads(sample("getStatsData_0000020202_limit10.json"))
+    codes = world.iceberg("population_class_codes").scan().to_arrow()
+    doc = orjson.loads(sample(RECORDED_FILE))
     objs = doc["GET_STATS_DATA"]["STATISTICAL_DATA"]["CLASS_INF"]["CLASS_OBJ"]
     expected = {
-        (o["@id"], c["@code"]): c
+        (o["@id"], c["@code"])
         for o in objs
         for c in (o["CLASS"] if isinstance(o["CLASS"], list) else [o["CLASS"]])
     }
     rows = {(r["axis"], r["code"]): r for r in codes.to_pylist()}
-    assert set(rows) == set(expected)
+    assert set(rows) == expected and codes.num_rows == len(expected)
     sapporo = rows[("area", "01100")]
     assert sapporo["name"] == "北海道 札幌市" and sapporo["level"] == "2"
     assert sapporo["parent_code"] == "01000"  # kept although 01000 is not in the list
-    assert sapporo["axis_name"] == "地域"
     assert rows[("cat01", "B1101")]["unit"] == "ｈａ"
-    # Another year of the same dataset: the dataset's rows are replaced, never duplicated.
-    second, resources = run([], year="1982")
-    assert second.success
-    assert _scan(resources, "population_class_codes").num_rows == codes.num_rows
+    # another load of the dataset replaces its codes, never duplicates them
+    assert world.run(RECORDED, years="1982").success
+    assert world.iceberg("population_class_codes").scan().to_arrow().num_rows == len(expected)
