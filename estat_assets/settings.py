@@ -48,7 +48,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "ESTAT_API_URL",
-        "the emulator on 127.0.0.1",
+        "the emulator on `127.0.0.1`",
         "e-Stat base URL, e.g. `https://api.e-stat.go.jp/rest/3.0/app/json`",
     ),
     Variable(
@@ -110,7 +110,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("ESTAT_ATHENA_WORKGROUP", "estat_lake", "aws: the Athena workgroup"),
     Variable("ESTAT_ATHENA_OUTPUT", "`<S3 root>/athena-results/`", "aws: Athena's result location"),
     Variable("ESTAT_ATHENA_ENDPOINT", "—", "aws: an Athena endpoint (tests: moto)"),
-    Variable("ESTAT_QUERY_ENGINE", "duckdb locally, athena on aws", "`duckdb` or `athena`"),
+    Variable("ESTAT_QUERY_ENGINE", "`duckdb` locally, `athena` on aws", "`duckdb` or `athena`"),
     Variable(
         "ESTAT_TABLE_WRITER",
         "pyiceberg",
@@ -320,9 +320,12 @@ def emulator_base_url(port: int, host: str = "127.0.0.1") -> str:
 def config_table_markdown() -> str:
     """The README's configuration table, generated from :data:`VARIABLES`."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
-    lines += [
-        f"| `{v.name}` | {v.default if v.default.startswith(('`', '—')) else f'`{v.default}`'} "
-        f"| {v.meaning} |"
-        for v in VARIABLES
-    ]
+    lines += [f"| `{v.name}` | {_default_cell(v.default)} | {v.meaning} |" for v in VARIABLES]
     return "\n".join(lines)
+
+
+def _default_cell(default: str) -> str:
+    """A literal default as code (`3`); prose or already formatted text as written."""
+    if default == "—" or "`" in default or " " in default:
+        return default
+    return f"`{default}`"
