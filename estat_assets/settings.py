@@ -107,7 +107,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("ESTAT_GLUE_DATABASE", "estat", "aws: the Glue database (Iceberg namespace)"),
     Variable("ESTAT_GLUE_ENDPOINT", "—", "aws: a Glue endpoint (tests: moto)"),
-    Variable("ESTAT_ATHENA_WORKGROUP", "estat_lake", "aws: the Athena workgroup"),
+    Variable("ESTAT_ATHENA_WORKGROUP", "estat-lake", "aws: the Athena workgroup"),
     Variable("ESTAT_ATHENA_OUTPUT", "`<S3 root>/athena-results/`", "aws: Athena's result location"),
     Variable("ESTAT_ATHENA_ENDPOINT", "—", "aws: an Athena endpoint (tests: moto)"),
     Variable("ESTAT_QUERY_ENGINE", "`duckdb` locally, `athena` on aws", "`duckdb` or `athena`"),
@@ -225,7 +225,7 @@ class Settings:
     region: str = DEFAULT_REGION
     glue_database: str = "estat"
     glue_endpoint: str | None = None
-    athena_workgroup: str = "estat_lake"
+    athena_workgroup: str = "estat-lake"
     athena_output: str | None = None
     athena_endpoint: str | None = None
     query_engine: str = "duckdb"
@@ -260,7 +260,7 @@ class Settings:
             region=region,
             glue_database=_opt(env, "ESTAT_GLUE_DATABASE") or "estat",
             glue_endpoint=_opt(env, "ESTAT_GLUE_ENDPOINT"),
-            athena_workgroup=_opt(env, "ESTAT_ATHENA_WORKGROUP") or "estat_lake",
+            athena_workgroup=_opt(env, "ESTAT_ATHENA_WORKGROUP") or "estat-lake",
             athena_output=_opt(env, "ESTAT_ATHENA_OUTPUT"),
             athena_endpoint=_opt(env, "ESTAT_ATHENA_ENDPOINT"),
             query_engine=_choice(

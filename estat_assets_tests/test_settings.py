@@ -265,3 +265,12 @@ def test_readme_configuration_table_is_the_generated_one() -> None:
         "README.md needs the table between <!-- config-table --> and <!-- /config-table -->"
     )
     assert block.group(1).strip() == config_table_markdown()
+
+
+def test_default_athena_workgroup_is_the_one_setup_workgroup_creates() -> None:
+    from estat_assets.query.athena import DEFAULT_WORKGROUP
+
+    assert Settings.from_env(AWS).athena_workgroup == DEFAULT_WORKGROUP == "estat-lake"
+    assert next(v for v in VARIABLES if v.name == "ESTAT_ATHENA_WORKGROUP").default == (
+        DEFAULT_WORKGROUP
+    )
