@@ -9,6 +9,7 @@ a run is queued this coordinator adds ``estat/domain`` (from the assets it targe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from dagster import AssetKey, DagsterRun
@@ -18,6 +19,7 @@ from dagster._core.run_coordinator.queued_run_coordinator import QueuedRunCoordi
 DOMAIN_TAG = "estat/domain"
 DATASET_TAG = "estat/dataset_id"
 LAYERS = frozenset({"raw", "conformed", "table", "class_codes"})
+_DATASET_ID = re.compile(r"[0-9]{10}")  # a statsDataId (estat/ids.py): ten ASCII digits
 
 
 def load_tags(run: DagsterRun) -> dict[str, str]:
@@ -28,7 +30,7 @@ def load_tags(run: DagsterRun) -> dict[str, str]:
     if DOMAIN_TAG not in run.tags and len(domains) == 1:
         tags[DOMAIN_TAG] = domains.pop()
     partition = run.tags.get("dagster/partition")
-    if DATASET_TAG not in run.tags and partition and partition.isascii() and partition.isdigit():
+    if DATASET_TAG not in run.tags and partition and _DATASET_ID.fullmatch(partition):
         tags[DATASET_TAG] = partition
     return tags
 
