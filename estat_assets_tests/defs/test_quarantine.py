@@ -16,6 +16,7 @@ import dagster as dg
 import orjson
 import pytest
 
+from estat_assets.defs.audit import record_run
 from estat_assets.defs.conformed import CHECK_NAMES
 from estat_assets.domains import DomainSpec
 from estat_assets_tests.factories import sample
@@ -151,6 +152,20 @@ def test_rows_failing_a_row_level_check_are_quarantined_never_loaded(world) -> N
         m for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "table"
     ).materialization.metadata
     assert table_meta["quarantined_rows"].value == 3 and table_meta["rows_loaded"].value == 10
+
+    # the run's audit row says the same
+    run = world.instance.get_run_by_id(result.run_id)
+    row = record_run(world.instance, run, world.resources["lake"], world.resources["iceberg"])[
+        "row"
+    ]
+    assert (row["raw_rows"], row["conformed_rows"], row["quarantined_rows"]) == (13, 10, 3)
+    assert (row["checks_passed"], row["checks_failed"]) == (4, 3)
+    assert set(row["failed_checks"].split(",")) == {
+        "non_null_keys",
+        "codes_in_class_inf",
+        "unique_keys",
+    }
+    assert row["status"] == "SUCCESS" and row["error"] is None
 
 
 @pytest.mark.slow
