@@ -66,7 +66,7 @@ INVENTORY_FIELDS: tuple[tuple[str, Any, bool], ...] = (
     ("synthetic", BooleanType(), False),
     ("last_success_run_id", _S, False),
     ("last_success_at", TimestamptzType(), False),
-    ("last_partition", _S, False),  # dataset|year of that run
+    ("last_partition", _S, False),  # the partition (dataset id) of that run
     ("table_snapshot_id", _L, False),  # the estat.<domain> snapshot the counts come from
     ("raw_manifest", _S, False),
 )
