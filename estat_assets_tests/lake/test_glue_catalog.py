@@ -1,4 +1,8 @@
-"""pyiceberg's Glue catalog on moto_server with the warehouse on SeaweedFS: the production path."""
+"""pyiceberg's Glue catalog on moto_server with the warehouse on SeaweedFS: the production path.
+
+The same ``replace_slices`` as locally: a dataset's years replaced in one Glue ``UpdateTable``
+(one new metadata location), registered the way Athena reads Iceberg tables.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ import pytest
 
 from estat_assets.conform.table import conformed_schema
 from estat_assets.defs.resources import IcebergCatalogResource
-from estat_assets.lake.iceberg import ensure_table, replace_partition
+from estat_assets.lake.iceberg import ensure_table, replace_partition, replace_slices, slice_rows
 from estat_assets_tests import servers
 
 s3_server, moto_server = servers.s3_server, servers.moto_server
+pytestmark = pytest.mark.slow  # SeaweedFS and moto_server
 
 
 @pytest.fixture
@@ -61,6 +66,29 @@ def test_glue_table_is_registered_the_way_athena_reads_it(iceberg, moto_server) 
     assert table.metadata_location.startswith(iceberg.warehouse)
     names = [c["Name"] for c in entry["StorageDescriptor"]["Columns"]]
     assert names[:2] == ["dataset_id", "tab_code"] and "value" in names
+
+
+def test_a_dataset_load_is_one_glue_commit(iceberg, moto_server) -> None:
+    catalog = iceberg.catalog()
+    ident = iceberg.identifier("population")
+    ensure_table(catalog, *ident)
+    glue = moto_server.client("glue")
+
+    def location() -> str:
+        entry = glue.get_table(DatabaseName=ident[0], Name=ident[1])["Table"]
+        return entry["Parameters"]["metadata_location"]
+
+    first = [_slice("0000000001", y, 2) for y in (2019, 2020, 2021)]
+    replace_slices(catalog, ident, "0000000001", None, lambda: first)
+    before = location()
+    # the next release has 2020-2021 only: three slices change in one UpdateTable
+    table = replace_slices(
+        catalog, ident, "0000000001", None, lambda: [_slice("0000000001", 2021, 4), first[1]]
+    )
+    entry = glue.get_table(DatabaseName=ident[0], Name=ident[1])["Table"]
+    assert entry["Parameters"]["previous_metadata_location"] == before
+    assert entry["Parameters"]["metadata_location"] == table.metadata_location
+    assert slice_rows(table, "0000000001") == {"2020": 2, "2021": 4}
 
 
 def test_glue_properties_name_region_endpoint_and_keys(iceberg) -> None:

@@ -12,6 +12,7 @@ from estat_assets.lake.io_managers import LakeStorage
 from estat_assets_tests import servers
 
 s3_server = servers.s3_server
+pytestmark = pytest.mark.slow  # SeaweedFS
 
 
 @pytest.fixture
@@ -43,6 +44,22 @@ def test_write_read_list_remove_on_s3(storage, s3_server) -> None:
     left = s3_server.client().list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/population/")
     assert left.get("KeyCount", 0) == 0
     assert "secret" not in storage.uri()
+
+
+def test_a_failed_write_leaves_the_old_object_and_bad_parts_are_refused(storage) -> None:
+    path = storage.path("population", "raw", "dataset_id=0000020202", "manifest.json")
+    storage.write_bytes(path, b'{"run_id": "r1"}')
+
+    def broken(fh) -> None:
+        fh.write(b'{"run_id": "r2", "hal')
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        storage.write_with(path, broken)
+    assert storage.read_bytes(path) == b'{"run_id": "r1"}'  # nothing was PUT
+    for part in ("..", "a/b", ""):
+        with pytest.raises(ValueError, match="refusing path part"):
+            storage.path("population", part)
 
 
 def test_s3_options_always_carry_a_region() -> None:
