@@ -10,10 +10,10 @@ import pytest
 from estat_assets.conform import ConformInput, conform_pages
 from estat_assets.conform.rules import parse_rules
 from estat_assets.conform.table import NUMBER_PATTERN, conformed_schema
-from estat_assets.defs.class_codes import class_codes_table
 from estat_assets.domains import load_domains
 from estat_assets.estat.models import parse_meta_info
 from estat_assets.estat.shape import as_list
+from estat_assets.lake.class_codes import class_codes_rows
 from estat_assets.quality.quarantine import split_rows
 from estat_assets_tests.factories import SAMPLES, sample
 
@@ -117,12 +117,20 @@ def test_unmatched_rules_leave_axes_generic() -> None:
 def test_class_codes_rows_read_from_get_meta_info(name: str) -> None:
     document = orjson.loads(sample(name))
     meta = parse_meta_info(document)
-    rows = class_codes_table("0003065345", meta).to_pylist()
+    rows = class_codes_rows("0003065345", meta, run_id="r").to_pylist()
     objs = as_list(document["GET_META_INFO"]["METADATA_INF"]["CLASS_INF"]["CLASS_OBJ"])
-    expected = [(o["@id"], o["@name"], c) for o in objs for c in as_list(o["CLASS"])]
+    expected = [
+        (o["@id"], o["@name"], position, c)
+        for o in objs
+        for position, c in enumerate(as_list(o["CLASS"]))
+    ]
     assert len(rows) == len(expected)
-    for row, (axis, axis_name, item) in zip(rows, expected, strict=True):
+    assert meta.table.updated_date  # the release the codes belong to
+    for row, (axis, axis_name, position, item) in zip(rows, expected, strict=True):
+        assert (row["dataset_id"], row["run_id"]) == ("0003065345", "r")
         assert (row["axis"], row["axis_name"], row["code"]) == (axis, axis_name, item["@code"])
+        assert row["position"] == position  # CLASS_INF order, kept
+        assert row["source_updated_date"] == meta.table.updated_date
         assert row["name"] == item["@name"]
         assert row["level"] == (item.get("@level") or None)
         assert row["parent_code"] == (item.get("@parentCode") or None)
