@@ -13,6 +13,20 @@ from typing import Any
 from estat_assets.estat.shape import AXES, as_dict, as_list, text
 
 
+def _code(node: Any) -> str | None:
+    code = as_dict(node).get("@code")
+    return None if code in (None, "") else str(code)
+
+
+def _description(node: Any) -> str | None:
+    """DESCRIPTION: a string, or parts (``{"TABULATION_CATEGORY_EXPLANATION": …}``) joined."""
+    if isinstance(node, dict):
+        parts = [text(v) for k, v in node.items() if not k.startswith("@")]
+        joined = "\n".join(p for p in parts if p)
+        return joined or text(node)
+    return text(node)
+
+
 @dataclass(frozen=True)
 class TableInfo:
     """One statistics table as e-Stat describes it."""
@@ -30,6 +44,15 @@ class TableInfo:
     updated_date: str | None = None
     overall_total_number: int | None = None
     synthetic: bool = False
+    # e-Stat's statistical field (MAIN_CATEGORY, e.g. 02 人口・世帯) and sub-field, the area the
+    # survey covers, and the table's explanation: what ``estat-lake add`` and ``describe`` show.
+    main_category_code: str | None = None
+    main_category: str | None = None
+    sub_category_code: str | None = None
+    sub_category: str | None = None
+    collect_area: str | None = None
+    small_area: str | None = None
+    description: str | None = None
 
     @classmethod
     def parse(cls, node: Any) -> TableInfo:
@@ -52,6 +75,13 @@ class TableInfo:
             updated_date=text(d.get("UPDATED_DATE")),
             overall_total_number=None if total in (None, "") else int(total),
             synthetic="SYNTHETIC" in d,
+            main_category_code=_code(d.get("MAIN_CATEGORY")),
+            main_category=text(d.get("MAIN_CATEGORY")),
+            sub_category_code=_code(d.get("SUB_CATEGORY")),
+            sub_category=text(d.get("SUB_CATEGORY")),
+            collect_area=text(d.get("COLLECT_AREA")),
+            small_area=text(d.get("SMALL_AREA")),
+            description=_description(d.get("DESCRIPTION")),
         )
 
 
