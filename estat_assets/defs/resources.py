@@ -18,7 +18,7 @@ from estat_assets.estat.client import DEFAULT_BASE_URL, EStatClient, RetryConfig
 from estat_assets.lake.iceberg import replace_slices
 from estat_assets.lake.io_managers import LakeStorage, ManifestIOManager, resolved
 from estat_assets.query.athena import DEFAULT_WORKGROUP, AthenaEngine, athena_client
-from estat_assets.query.athena_load import load_slice_via_athena
+from estat_assets.query.athena_load import drop_other_years_statement, load_slice_via_athena
 from estat_assets.query.engine import DuckDBEngine
 from estat_assets.settings import Settings
 
@@ -248,6 +248,11 @@ class AthenaWriter(dg.ConfigurableResource):
         for year in sorted(int(y) for y in loaded_years):
             results = load_slice_via_athena(engine, domain, self.conformed_root, dataset_id, year)
             log(f"{dataset_id}|{year}: loaded through Athena in {len(results)} statements")
+        if years is None:  # a whole-table load: years the release no longer has go too
+            engine.execute(
+                drop_other_years_statement(engine.database, domain, dataset_id, loaded_years)
+            )
+            log(f"{dataset_id}: years not in this release deleted through Athena")
         return self.iceberg.catalog().load_table(self.iceberg.identifier(domain))
 
 

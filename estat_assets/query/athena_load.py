@@ -77,6 +77,22 @@ def load_statements(
     ]
 
 
+def drop_other_years_statement(
+    database: str, domain: str, dataset_id: str, keep_years: list[int] | list[str]
+) -> str:
+    """After a whole-table load: delete the dataset's years the new release no longer has (the
+    pyiceberg writer's one commit drops them too). No years kept: the dataset's every row."""
+    db, dom, ds = (
+        _check(n, v)
+        for n, v in (("database", database), ("domain", domain), ("dataset_id", dataset_id))
+    )
+    keep = sorted({int(y) for y in keep_years})
+    where = f"dataset_id = '{ds}'"
+    if keep:
+        where += f" AND year NOT IN ({', '.join(str(y) for y in keep)})"
+    return f"DELETE FROM {db}.{dom} WHERE {where}"
+
+
 def load_slice_via_athena(
     engine: AthenaEngine, domain: str, conformed_root: str, dataset_id: str, year: int
 ) -> list[AthenaResult]:
