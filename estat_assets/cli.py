@@ -1,20 +1,37 @@
 """``estat-lake``: the command line of the lake.
 
-estat-lake demo                          # emulator + every sample dataset through Dagster
-estat-lake emulator --data DIR --port P  # the bundled e-Stat emulator
-estat-lake register [--domain D]         # add the declared datasets as partitions (no e-Stat call)
-estat-lake materialize [--domain D] [--dataset ID] [--years Y]
-estat-lake query "SELECT ... FROM estat.population" [--format table|csv|json]
-estat-lake conform RAW.json [MORE.json ...] --out FILE.parquet
+Ask the lake (search → add → load → describe → a cited answer; docs/ask-the-lake.md)::
 
-Errors are one line that says what to do, never a traceback; the exit status is 2 for bad input
-or configuration, 1 when a load failed, 130 when interrupted.
+    estat-lake search WORDS [--survey CODE] [--years 2010-2013] [--field 02] [--lang J|E]
+    estat-lake add STATS_DATA_ID [--domain D]        # domain inferred from MAIN_CATEGORY
+    estat-lake describe STATS_DATA_ID [--all]
+    estat-lake load STATS_DATA_ID... [--years Y] [--domain D] [--dagster-url URL]
+    estat-lake query "SELECT ... FROM estat.population" [--format table|csv|json]
+    estat-lake series STATS_DATA_ID [--filter AXIS=VALUE ...]
+    estat-lake verify STATS_DATA_ID VALUE [--filter AXIS=VALUE ...]
+    estat-lake health
+    estat-lake mcp [--dagster-url URL]               # the MCP server (stdio)
+
+Operations::
+
+    estat-lake demo                          # emulator + every sample dataset through Dagster
+    estat-lake emulator --data DIR --port P  # the bundled e-Stat emulator
+    estat-lake register [--domain D]         # the declared datasets as partitions (no e-Stat call)
+    estat-lake materialize [--domain D] [--dataset ID] [--years Y]
+    estat-lake conform RAW.json [MORE.json ...] --out FILE.parquet
+    estat-lake athena setup-workgroup ...
+
+Errors are one line that says what to do, never a traceback (``--debug`` shows it). Exit
+status: 0 done (``verify``: the claim agrees); 1 a load failed (``verify``: the claim does not
+agree or cannot be checked); 2 bad input or configuration; 3 a service did not answer (e-Stat,
+the Dagster webserver, a busy pool): retry later; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import signal
 import sys
 import time
@@ -42,6 +59,57 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def _answers_as_estat(base_url: str) -> bool:
+    """Does an e-Stat API (e.g. another process's emulator) answer at ``base_url``?"""
+    import httpx
+
+    try:
+        resp = httpx.get(
+            f"{base_url}/getStatsList",
+            params={"appId": "estat-lake-probe", "limit": "1"},
+            timeout=3.0,
+        )
+        return "GET_STATS_LIST" in resp.json()
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def emulator_on(port: int) -> Iterator[str]:
+    """The bundled emulator on 127.0.0.1:``port`` for the duration; yields its base URL.
+
+    A port already served by an e-Stat emulator (``make dev``, another ``estat-lake``) is
+    reused; any other occupant is an error that says what to do.
+    """
+    from estat_assets.settings import emulator_base_url
+    from estat_emulator import EmulatorServer, TableStore
+
+    try:
+        server = EmulatorServer(TableStore.default(), host="127.0.0.1", port=port)
+        server.start()
+    except OSError as exc:
+        if _answers_as_estat(emulator_base_url(port)):
+            print(
+                f"estat-lake: using the e-Stat emulator already serving 127.0.0.1:{port}",
+                file=sys.stderr,
+            )
+            yield emulator_base_url(port)
+            return
+        from estat_assets.app.errors import AppError
+
+        raise AppError(
+            "emulator_port_busy",
+            f"cannot start the e-Stat emulator on 127.0.0.1:{port} ({exc.strerror})",
+            "stop what uses the port, or pass --port / set ESTAT_EMULATOR_PORT, or set "
+            "ESTAT_API_URL",
+            context={"port": port},
+        ) from None
+    try:
+        yield server.api_base
+    finally:
+        server.stop()
+
+
 @contextlib.contextmanager
 def lake_settings(port: int | None = None) -> Iterator[Settings]:
     """The settings, pointed at the bundled emulator (started here) unless ESTAT_API_URL is set."""
@@ -49,21 +117,8 @@ def lake_settings(port: int | None = None) -> Iterator[Settings]:
     if not settings.uses_emulator:
         yield settings
         return
-    from estat_emulator import EmulatorServer, TableStore
-
-    port = settings.emulator_port if port is None else port
-    server = EmulatorServer(TableStore.default(), host="127.0.0.1", port=port)
-    try:
-        server.start()
-    except OSError as exc:
-        raise UsageError(
-            f"cannot start the e-Stat emulator on 127.0.0.1:{port} ({exc.strerror}): stop what "
-            "uses the port, or pass --port / set ESTAT_EMULATOR_PORT, or set ESTAT_API_URL"
-        ) from None
-    try:
-        yield settings.with_api_url(server.api_base)
-    finally:
-        server.stop()
+    with emulator_on(settings.emulator_port if port is None else port) as url:
+        yield settings.with_api_url(url)
 
 
 def _definitions(settings: Settings):
@@ -183,22 +238,233 @@ def cmd_conform(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_query(args: argparse.Namespace) -> int:
-    from estat_assets.defs.resources import build_resources
-    from estat_assets.query.output import footer, format_table
+# ------------------------------------------------------------------------ ask the lake
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def app_context(args: argparse.Namespace) -> Iterator:
+    """A ``LakeContext`` for one command: the bundled emulator starts only if e-Stat is asked."""
+    from estat_assets.app.context import LakeContext
 
     settings = Settings.from_env()
-    engine = build_resources(settings)["query_engine"]
+    stack = contextlib.ExitStack()
+    starter = None
+    if settings.uses_emulator:
+        port = getattr(args, "port", None) or settings.emulator_port
+
+        def starter() -> str:
+            return stack.enter_context(emulator_on(port))
+
+    ctx = LakeContext(
+        settings,
+        dagster_url=getattr(args, "dagster_url", None),
+        say=_err,
+        estat_starter=starter,
+    )
+    # A person is waiting: the client's retry notices would bury the one-line error.
+    http_log = logging.getLogger("estat_assets.estat.http")
+    level = http_log.level
+    if args.func is not cmd_load:
+        http_log.setLevel(logging.ERROR)
+    try:
+        with stack:
+            yield ctx
+    finally:
+        http_log.setLevel(level)
+
+
+def _emit_json(answer) -> None:
+    import json
+
+    print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1, default=str))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from estat_assets.app.search import search
+    from estat_assets.app.text import search_text
+
+    with app_context(args) as ctx:
+        answer = search(
+            ctx,
+            " ".join(args.words),
+            survey=args.survey,
+            years=args.years,
+            field_code=args.field,
+            lang=args.lang,
+            limit=args.limit,
+        )
+    if args.json:
+        _emit_json(answer)
+    else:
+        say(search_text(answer))
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from estat_assets.app.add import add
+    from estat_assets.app.text import add_text
+
+    with app_context(args) as ctx:
+        answer = add(ctx, args.stats_data_id, args.domain)
+    if args.json:
+        _emit_json(answer)
+    else:
+        say(add_text(answer))
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from estat_assets.app.describe import describe
+    from estat_assets.app.text import describe_text
+
+    with app_context(args) as ctx:
+        answer = describe(ctx, args.stats_data_id, max_items=None if args.all else 50)
+    if args.json:
+        _emit_json(answer)
+    else:
+        say(describe_text(answer, None if args.all else 20))
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from estat_assets.app.load import load, wait_for
+    from estat_assets.app.text import citations_text, load_item_line, load_summary
+
     started = time.monotonic()
-    result, _ = engine.run(args.sql)
-    print(format_table(result, args.format, args.max_rows), end="")
-    print(
+    with app_context(args) as ctx:
+
+        def on_start(i: int, n: int, p) -> None:
+            years = f" [{','.join(p.years)}]" if p.years else ""
+            say(f"[{i}/{n}] loading {p.domain} {p.dataset_id}{years} …")
+
+        def on_item(i: int, n: int, item) -> None:
+            say(load_item_line(i, n, item))
+
+        answer = load(
+            ctx,
+            args.stats_data_ids,
+            domain=args.domain,
+            years=args.years,
+            allow_shrink=args.allow_shrink,
+            on_start=on_start,
+            on_item=on_item,
+        )
+        if answer.mode == "daemon":
+            for item in answer.items:
+                say(f"queued {item.domain} {item.stats_data_id}: run {item.run_id}")
+            if not args.no_wait:
+                index = {item.run_id: i for i, item in enumerate(answer.items, start=1)}
+
+                def changed(item) -> None:
+                    say(load_item_line(index.get(item.run_id, 0), len(answer.items), item))
+
+                wait_for(ctx, answer, changed)
+        answer.elapsed_seconds = time.monotonic() - started
+    if args.json:
+        _emit_json(answer)
+    else:
+        say(load_summary(answer))
+        cited = [i.citation for i in answer.items if i.citation]
+        if cited:
+            say(citations_text(cited))
+    return 1 if answer.failures else 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from estat_assets.app.query import run_sql
+    from estat_assets.app.text import citations_text
+    from estat_assets.query.output import footer, format_table
+
+    with app_context(args) as ctx:
+        answer = run_sql(ctx, args.sql, row_cap=args.row_cap, time_limit=args.time_limit)
+    print(format_table(answer.table, args.format, args.max_rows), end="")
+    if answer.table.num_columns:
+        print()
+    _err(
         footer(
-            result.num_rows, time.monotonic() - started, shown=min(result.num_rows, args.max_rows)
-        ),
-        file=sys.stderr,
+            answer.row_count,
+            answer.elapsed_seconds,
+            truncated=answer.truncated,
+            shown=min(answer.row_count, args.max_rows),
+        )
+    )
+    for note in answer.notes:
+        _err(f"note: {note}")
+    if answer.citations:
+        _err(citations_text(answer.citations))
+    return 0
+
+
+def cmd_series(args: argparse.Namespace) -> int:
+    from estat_assets.app.metadata import parse_filter_args
+    from estat_assets.app.series import series
+    from estat_assets.app.text import citations_text, rows_footer, series_text
+
+    started = time.monotonic()
+    with app_context(args) as ctx:
+        answer = series(ctx, args.stats_data_id, parse_filter_args(args.filter), limit=args.limit)
+    if args.format == "json":
+        _emit_json(answer)
+    elif args.format == "csv":
+        import pyarrow as pa
+
+        from estat_assets.query.output import format_table
+
+        columns = {c: [r.get(c) for r in answer.rows] for c in answer.columns}
+        print(format_table(pa.table(columns), "csv"))
+        _err(citations_text([answer.citation]))
+    else:
+        say(series_text(answer))
+    _err(
+        rows_footer(
+            len(answer.rows), answer.total_rows, time.monotonic() - started, answer.truncated
+        )
     )
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from estat_assets.app.metadata import parse_filter_args
+    from estat_assets.app.text import verify_text
+    from estat_assets.app.verify import verify
+
+    with app_context(args) as ctx:
+        answer = verify(
+            ctx,
+            args.stats_data_id,
+            args.value,
+            parse_filter_args(args.filter),
+            tolerance=args.tolerance,
+            relative_tolerance=args.relative_tolerance,
+        )
+    if args.json:
+        _emit_json(answer)
+    else:
+        say(verify_text(answer))
+    return 0 if answer.verdict == "agrees" else 1
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from estat_assets.app.health import health
+    from estat_assets.app.text import health_text
+
+    with app_context(args) as ctx:
+        answer = health(ctx)
+    if args.json:
+        _emit_json(answer)
+    else:
+        say(health_text(answer))
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from estat_assets.mcp_server import serve
+
+    return serve(dagster_url=args.dagster_url, port=args.port)
 
 
 def cmd_register(args: argparse.Namespace) -> int:
@@ -332,8 +598,222 @@ def cmd_athena(args: argparse.Namespace) -> int:
     return athena_main(args.rest)
 
 
+def _port_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port of the bundled e-Stat emulator, started when e-Stat is needed and "
+        f"ESTAT_API_URL is not set (default ESTAT_EMULATOR_PORT or {DEFAULT_EMULATOR_PORT}); "
+        "an emulator already serving there is reused",
+    )
+
+
+def _json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--json", action="store_true", help="print the answer as JSON (what MCP returns)"
+    )
+
+
+def _filter_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--filter",
+        "-f",
+        action="append",
+        default=[],
+        metavar="AXIS=VALUE",
+        help="keep cells whose AXIS (id like cat01, or its Japanese/English name) is VALUE (a "
+        "code or a Japanese/English name; time=2020 for a year); repeat the option for more "
+        "axes, or the same axis for either value",
+    )
+
+
+def add_app_commands(sub) -> None:
+    """search, add, describe, load, query, series, verify, health, mcp."""
+    p = sub.add_parser(
+        "search", help="search e-Stat's tables (getStatsList) and show which are in the lake"
+    )
+    p.add_argument("words", nargs="*", help="search words (Japanese or English), e.g. 人口 or wage")
+    p.add_argument(
+        "--survey",
+        default=None,
+        help="survey code (8 digits, e.g. 00200521 国勢調査) or organisation code (5 digits)",
+    )
+    p.add_argument("--years", default=None, help="survey years: 2020, 2010-2013 or 202001-202012")
+    p.add_argument(
+        "--field",
+        default=None,
+        help="e-Stat statistical field: 02 人口・世帯, 03 労働・賃金, 12 教育… "
+        "(4 digits with the sub-field)",
+    )
+    p.add_argument(
+        "--lang",
+        choices=("J", "E"),
+        default=None,
+        help="search the Japanese (J) or English (E) texts (default: E for ASCII words, else J)",
+    )
+    p.add_argument("--limit", type=int, default=20, help="hits to show (default 20, at most 100)")
+    _port_option(p)
+    _json_option(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "add", help="add an e-Stat table to the lake (domain inferred from its statistical field)"
+    )
+    p.add_argument(
+        "stats_data_id",
+        metavar="STATS_DATA_ID",
+        help="the table's statsDataId (10 digits, the sid= of its e-Stat page)",
+    )
+    p.add_argument(
+        "--domain",
+        default=None,
+        help="the domain (Iceberg table) to load it into, instead of the inferred one",
+    )
+    _port_option(p)
+    _json_option(p)
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser(
+        "describe",
+        help="a table: e-Stat's facts, axes (J/E), rows in the lake vs e-Stat, checks, snapshot",
+    )
+    p.add_argument("stats_data_id", metavar="STATS_DATA_ID", help="the table's statsDataId")
+    p.add_argument(
+        "--all", action="store_true", help="list every item of every axis (default: the first 20)"
+    )
+    _port_option(p)
+    _json_option(p)
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser(
+        "load",
+        help="load datasets as Dagster runs (through the daemon when --dagster-url answers, "
+        "else in this process)",
+    )
+    p.add_argument(
+        "stats_data_ids",
+        nargs="*",
+        metavar="STATS_DATA_ID",
+        help="datasets to load (added or declared ones)",
+    )
+    p.add_argument(
+        "--domain",
+        default=None,
+        help="every dataset of this domain (or check that the named ones are in it)",
+    )
+    p.add_argument(
+        "--years",
+        "--year",
+        dest="years",
+        default=None,
+        help="only these years: 2020, 2011,2015 or 2010-2013 (default: the whole table)",
+    )
+    p.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="replace years with fewer rows even without evidence that e-Stat withdrew "
+        "them (operator override)",
+    )
+    p.add_argument(
+        "--dagster-url",
+        default=None,
+        help="a Dagster webserver (e.g. http://127.0.0.1:3000 from `make dev`); when it and "
+        "its daemon answer, runs are queued there",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with the daemon: print the queued run ids and return without waiting",
+    )
+    _port_option(p)
+    _json_option(p)
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser(
+        "query",
+        help="read-only Trino-dialect SQL on the lake (DuckDB sandbox locally, Athena on aws)",
+    )
+    p.add_argument(
+        "sql",
+        help='e.g. "SELECT count(*) FROM estat.population" (SELECT, WITH, DESCRIBE, SHOW only)',
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (default table); the footer and citations go to stderr",
+    )
+    p.add_argument("--max-rows", type=int, default=50, help="rows to print (default 50)")
+    p.add_argument(
+        "--row-cap",
+        type=int,
+        default=100_000,
+        help="rows the query may return at most (default 100000)",
+    )
+    p.add_argument(
+        "--time-limit", type=float, default=60.0, help="seconds the query may run (default 60)"
+    )
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser(
+        "series", help="a tidy series of a loaded dataset, by axis filters (codes or names, J or E)"
+    )
+    p.add_argument("stats_data_id", metavar="STATS_DATA_ID", help="the dataset's statsDataId")
+    _filter_option(p)
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="output format (default table)",
+    )
+    p.add_argument("--limit", type=int, default=10_000, help="rows at most (default 10000)")
+    _port_option(p)
+    p.set_defaults(func=cmd_series)
+
+    p = sub.add_parser(
+        "verify", help="does a claimed figure agree with the official value in the lake?"
+    )
+    p.add_argument("stats_data_id", metavar="STATS_DATA_ID", help="the dataset the figure is from")
+    p.add_argument(
+        "value",
+        help="the claimed figure, as written (364.9, 1,234, ３６５); its decimals set the "
+        "rounding tolerance",
+    )
+    _filter_option(p)
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="accept an absolute difference up to this (default: rounding only)",
+    )
+    p.add_argument(
+        "--relative-tolerance",
+        type=float,
+        default=None,
+        help="accept a relative difference up to this fraction, e.g. 0.01",
+    )
+    _port_option(p)
+    _json_option(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("health", help="lake health: inventory status, failed runs, check warnings")
+    _json_option(p)
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("mcp", help="the MCP server on stdio (Claude Desktop, Kiro, any MCP client)")
+    p.add_argument(
+        "--dagster-url",
+        default=None,
+        help="a Dagster webserver to queue loads through (default: load in the server's process)",
+    )
+    _port_option(p)
+    p.set_defaults(func=cmd_mcp)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="estat-lake", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("emulator", help="serve recorded/generated e-Stat responses on loopback")
@@ -367,16 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the Athena tool")
     p.set_defaults(func=cmd_athena)
 
-    p = sub.add_parser("query", help="run Trino-dialect SQL on the lake (DuckDB locally)")
-    p.add_argument("sql", help='e.g. "SELECT count(*) FROM estat.population"')
-    p.add_argument(
-        "--format",
-        choices=("table", "csv", "json"),
-        default="table",
-        help="output format (default table)",
-    )
-    p.add_argument("--max-rows", type=int, default=50, help="rows to print (default 50)")
-    p.set_defaults(func=cmd_query)
+    add_app_commands(sub)
 
     p = sub.add_parser(
         "register", help="add the declared datasets as Dagster partitions (no e-Stat request)"
@@ -424,7 +895,25 @@ def _interrupt(signum, frame):  # SIGTERM stops the CLI like Ctrl-C does
     raise KeyboardInterrupt
 
 
+def _exit_code(error) -> int:
+    """2: fix the input or configuration; 3: a service did not answer, retry later."""
+    if error.type == "internal_error":
+        return 1
+    return 3 if error.retryable and error.type in RETRY_LATER else 2
+
+
+RETRY_LATER = {
+    "estat_unreachable",
+    "estat_error",
+    "dagster_unreachable",
+    "pool_busy",
+    "sql_lake_error",
+    "sql_timeout",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from estat_assets.app.errors import AppError, app_error
     from estat_assets.domains import DomainsError
     from estat_assets.estat.errors import EStatError
     from estat_assets.runner import PoolBusyError
@@ -438,16 +927,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("estat-lake: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, SettingsError, DomainsError, EStatError, PoolBusyError) as exc:
-        print(f"estat-lake: error: {exc}", file=sys.stderr)
+    except (UsageError, SettingsError, DomainsError) as exc:
+        print(f"estat-lake: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except (AppError, EStatError, PoolBusyError) as exc:
+        error = app_error(exc)
+        print(f"estat-lake: error: {error.one_line()}", file=sys.stderr)
+        return _exit_code(error)
     except Exception as exc:  # the query engine and others: their messages name the fix
         from estat_assets.query.engine import QueryError
 
         if isinstance(exc, QueryError):
-            print(f"estat-lake: error: {exc}", file=sys.stderr)
+            print(f"estat-lake: error: {' '.join(str(exc).split())}", file=sys.stderr)
             return 2
-        raise
+        if getattr(args, "debug", False):
+            raise
+        error = app_error(exc)
+        print(
+            f"estat-lake: error: {error.one_line()} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":
