@@ -84,10 +84,9 @@ def test_a_successful_and_a_failed_load_are_both_recorded(small) -> None:
     assert good["layers"]["raw"]["rows"] == 2 and good["layers"]["conformed"]["rows"] == 2
     assert good["layers"]["table"]["rows"] == 2  # rows the lake holds for the dataset
     steps = {s["step"]: s["status"] for s in good["steps"]}
-    assert steps == dict.fromkeys(
-        [f"population__{x}" for x in ("raw", "conformed", "table", "class_codes")], "SUCCESS"
-    )
-    assert sorted(c["check"] for c in good["checks"]) == sorted(CHECK_NAMES)
+    assert set(steps.values()) == {"SUCCESS"}
+    assert {f"population__{x}" for x in ("raw", "conformed", "table", "class_codes")} <= set(steps)
+    assert set(CHECK_NAMES) <= {c["check"] for c in good["checks"]}
     assert all(c["passed"] for c in good["checks"]) and good["errors"] == []
     assert good["source_updated_date"] == "2025-06-20"
 
@@ -111,7 +110,8 @@ def test_a_successful_and_a_failed_load_are_both_recorded(small) -> None:
         0,
         2,
     )
-    assert (row["checks_passed"], row["checks_failed"], row["failed_checks"]) == (7, 0, None)
+    assert row["checks_passed"] == len(good["checks"]) >= len(CHECK_NAMES)
+    assert (row["checks_failed"], row["failed_checks"]) == (0, None)
     assert row["failed_step"] is None and row["error"] is None
     assert row["source_updated_date"] == "2025-06-20" and row["snapshot_id"] == str(snapshot)
     assert row["manifest_path"].endswith(f"population/runs/date={day}/{ok.run_id}.json")
@@ -254,7 +254,9 @@ def test_a_refused_shrink_is_recorded_with_the_failed_table_step(tmp_path, insta
     assert row["status"] == "FAILURE" and row["failed_step"] == "population__table"
     assert row["error"].startswith("SliceShrinkRefusedError") and "1981" in row["error"]
     assert (row["raw_rows"], row["conformed_rows"], row["table_rows"]) == (9, 9, None)
-    assert row["checks_passed"] == 7  # the data was fine; the guard refused the shrink
+    # the data was fine (every conformed check passed); the guard refused the shrink
+    passed = {c["check"] for c in out["manifest"]["checks"] if c["passed"]}
+    assert set(CHECK_NAMES) <= passed and row["checks_failed"] == 0
     steps = {s["step"]: s["status"] for s in out["manifest"]["steps"]}
     assert steps["population__raw"] == steps["population__conformed"] == "SUCCESS"
     assert steps["population__table"] == "FAILURE"
