@@ -71,12 +71,26 @@ def launch(lake: Lake, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
     return lake.run(request.partition_key, tags=request.tags)
 
 
-def test_the_sensor_is_a_stopped_hourly_sensor_of_the_domain_job(tmp_path, emulator, instance):
-    lake = lake_for(tmp_path, emulator, instance)
+def test_the_sensor_targets_the_domain_job_at_the_configured_interval(
+    tmp_path, emulator, instance
+) -> None:
+    spec = DomainSpec(DOMAIN, datasets=(RECORDED,), surveys=(SURVEY,))
+    lake = make_lake(
+        tmp_path / "home",
+        emulator,
+        instance,
+        domain=spec,
+        ESTAT_RELEASE_SENSOR_INTERVAL="120",
+        ESTAT_RELEASE_WINDOW_DAYS="30",
+    )
     sensor = lake.defs.resolve_sensor_def(sensor_name(DOMAIN))
     assert sensor.job_name == job_name(DOMAIN)
-    assert sensor.minimum_interval_seconds == 3600
-    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert sensor.minimum_interval_seconds == 120
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED  # an operator turns it on
+    data = tick(lake, None)
+    lists = [r for r in emulator.requests.entries() if r["endpoint"] == "getStatsList"]
+    last_poll = date.fromisoformat(load_cursor(data.cursor)["last_poll"])
+    assert [r["params"]["updatedDate"] for r in lists] == [update_window(last_poll, 30, None)]
 
 
 def test_a_declared_dataset_never_loaded_is_added_and_loaded_once(
