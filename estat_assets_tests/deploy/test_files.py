@@ -2,8 +2,9 @@
 
 IAM: no wildcard action on a wildcard resource, everything scoped to the lake's bucket/prefix,
 Glue database and Athena workgroup. Compose and ECS task definitions: the same image, commands
-that name the real module, every environment variable the code requires, secrets from Secrets
-Manager.
+that name the real module, every environment variable the code requires (and none it does not
+know), secrets from Secrets Manager. The production instance config queues runs through
+``EstatRunCoordinator`` with the local instance's limits. The docs describe dataset partitions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from estat_assets.defs.resources import aws_resources
+from estat_assets.defs.resources import (
+    AthenaQueryEngine,
+    PyIcebergWriter,
+    aws_resources,
+)
+from estat_assets.settings import SECRETS, VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -173,10 +179,33 @@ def test_task_environment_builds_the_aws_resources(monkeypatch) -> None:
         for k, v in env.items()
     }
     env["ESTAT_APP_ID"] = "from-secrets-manager"
-    resources = aws_resources(env)
+    resources = aws_resources(Settings.from_env(env))
     assert resources["lake"].root == "s3://b/p/lake"
     assert resources["iceberg"].catalog_type == "glue"
-    assert resources["query_engine"].athena_output_location == "s3://b/p/athena-results/"
+    assert resources["iceberg"].namespace == "estat"
+    engine = resources["query_engine"]
+    assert isinstance(engine, AthenaQueryEngine)
+    assert (engine.workgroup, engine.region) == ("estat-lake", "ap-northeast-1")
+    assert engine.output_location == "s3://b/p/athena-results/"
+    assert isinstance(resources["table_writer"], PyIcebergWriter)
+
+
+def test_every_lake_variable_in_deploy_is_one_the_code_reads() -> None:
+    """A misspelt ESTAT_* variable would be ignored silently: every one must be in VARIABLES."""
+    known = {v.name for v in VARIABLES}
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yaml").read_text())
+    names = {n for svc in compose["services"].values() for n in svc.get("environment", {})}
+    for task in TASKS.values():
+        container = _container(task)
+        names |= {e["name"] for e in container["environment"]}
+        names |= {e["name"] for e in container.get("secrets", [])}
+    lake = {n for n in names if n.startswith("ESTAT_") or n.startswith("AWS_")}
+    assert lake <= known, lake - known
+    # secrets of the code come from Secrets Manager, never from a plain environment value
+    for task in TASKS.values():
+        container = _container(task)
+        plain = {e["name"] for e in container["environment"]}
+        assert not plain & set(SECRETS), plain & set(SECRETS)
 
 
 def test_instance_and_launcher_match_the_task_definitions() -> None:
@@ -186,13 +215,43 @@ def test_instance_and_launcher_match_the_task_definitions() -> None:
     assert launcher["config"]["run_resources"]["memory"] == TASKS["run"]["memory"]
     storage = INSTANCE["storage"]["postgres"]["postgres_db"]
     assert storage["scheme"] == "postgresql+psycopg2"
-    assert INSTANCE["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    assert INSTANCE["concurrency"]["pools"]["default_limit"] >= 1
     workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
     server = workspace["load_from"][0]["grpc_server"]
     code = _container(TASKS["code-server"])["command"]
     assert str(server["port"]) == code[code.index("-p") + 1]
     assert server["location_name"] == "estat_lake"
+
+
+def test_production_queues_runs_like_the_local_instance() -> None:
+    """The same run coordinator, per-tag limits, pools and retry rules as the packaged
+    dagster.yaml; only storage, launcher, compute logs and the sizes differ."""
+    local = yaml.safe_load((ROOT / "estat_assets" / "dagster.yaml").read_text())
+    assert INSTANCE["run_coordinator"]["module"] == local["run_coordinator"]["module"]
+    assert INSTANCE["run_coordinator"]["class"] == "EstatRunCoordinator"
+    runs, local_runs = INSTANCE["concurrency"]["runs"], local["concurrency"]["runs"]
+    assert runs["tag_concurrency_limits"] == local_runs["tag_concurrency_limits"]
+    assert runs["max_concurrent_runs"] >= local_runs["max_concurrent_runs"]
+    assert INSTANCE["concurrency"]["pools"] == local["concurrency"]["pools"]
+    monitoring = INSTANCE["run_monitoring"]
+    assert monitoring["enabled"] is True and monitoring["max_resume_run_attempts"] == 0
+    for key in ("max_runtime_seconds", "free_slots_after_run_end_seconds"):
+        assert monitoring[key] == local["run_monitoring"][key]
+    assert INSTANCE["run_retries"]["enabled"] is True
+    assert INSTANCE["run_retries"]["retry_on_asset_or_op_failure"] is False
+
+
+def test_the_deploy_docs_describe_dataset_partitions() -> None:
+    """One partition is one e-Stat table: no `dataset|year` keys or `dataset × year` grid, and
+    the CLI backfill runs against the lake's instance (DAGSTER_HOME set)."""
+    for name in ("README.md", "RUNBOOK.md"):
+        text = (DEPLOY / name).read_text(encoding="utf-8")
+        assert not re.search(
+            r"\d{10}\|\d{4}|dataset × year|\(dataset_id, year\) slice per", text
+        ), name
+    runbook = (DEPLOY / "RUNBOOK.md").read_text(encoding="utf-8")
+    backfill = next(line for line in runbook.splitlines() if "dagster job backfill" in line)
+    assert "DAGSTER_HOME" in backfill and "population_job" in backfill
+    assert "--partitions 0000020202" in backfill
 
 
 @pytest.mark.parametrize("service", ["code-server", "webserver", "daemon"])
