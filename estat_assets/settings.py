@@ -88,7 +88,28 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "ESTAT_AUDIT_SENSOR_INTERVAL",
         "15",
-        "seconds between ticks of the run audit and run reaper sensors",
+        "seconds between ticks of the run audit, run reaper and notification sensors",
+    ),
+    Variable(
+        "ESTAT_NOTIFY_WEBHOOK_URL",
+        "—",
+        "webhook for notifications (secret; Slack-compatible): revised releases, failed and "
+        "hung runs; unset: none sent",
+    ),
+    Variable(
+        "ESTAT_DAGSTER_URL",
+        "http://localhost:3000",
+        "base URL of the Dagster UI, for the run links in notifications",
+    ),
+    Variable(
+        "ESTAT_REVISION_WARN_SHARE",
+        "0.1",
+        "share of a table's past values a release may revise before `revision_share` warns",
+    ),
+    Variable(
+        "ESTAT_RELEASE_RETENTION_DAYS",
+        "forever",
+        "days a superseded release stays readable (`--as-of`), from the next release's date",
     ),
     Variable(
         "ESTAT_LAKE_S3_ROOT", "—", "aws: `s3://bucket/prefix` for raw, conformed and the warehouse"
@@ -117,7 +138,12 @@ VARIABLES: tuple[Variable, ...] = (
         "aws: `pyiceberg` (one commit per load) or `athena` (DELETE + INSERT through Athena)",
     ),
 )
-SECRETS = ("ESTAT_APP_ID", "ESTAT_LAKE_S3_ACCESS_KEY_ID", "ESTAT_LAKE_S3_SECRET_ACCESS_KEY")
+SECRETS = (
+    "ESTAT_APP_ID",
+    "ESTAT_LAKE_S3_ACCESS_KEY_ID",
+    "ESTAT_LAKE_S3_SECRET_ACCESS_KEY",
+    "ESTAT_NOTIFY_WEBHOOK_URL",  # a Slack webhook URL is a credential
+)
 
 
 class SettingsError(ValueError):
@@ -204,6 +230,29 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+def _web_url(env: Mapping[str, str], name: str) -> str | None:
+    """An http(s) URL (a webhook, the Dagster UI), checked now."""
+    value = _opt(env, name)
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name}: expected an http:// or https:// URL")  # never echo it
+    return value.rstrip("/") if value else None
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    assert value is not None
+    if value > 1:
+        raise SettingsError(f"{name}={value!r}: expected a share between 0 and 1")
+    return value
+
+
+def _retention(env: Mapping[str, str], name: str) -> float | None:
+    """Days, or ``forever`` (also the default)."""
+    if (env.get(name) or "").strip().lower() in ("", "forever", "none"):
+        return None
+    return _float(env, name, None)
+
+
 @dataclass(frozen=True)
 class Settings:
     """The lake's configuration. Secrets are not copied here: see :meth:`secret`."""
@@ -220,6 +269,9 @@ class Settings:
     release_sensor_interval: int = 3600
     release_window_days: int = 7
     audit_sensor_interval: int = 15
+    dagster_url: str = "http://localhost:3000"
+    revision_warn_share: float = 0.1
+    release_retention_days: float | None = None  # None: every release kept forever
     s3_root: str | None = None
     s3_endpoint: str | None = None
     region: str = DEFAULT_REGION
@@ -242,6 +294,7 @@ class Settings:
         aws = name == "aws"
         region = _opt(env, "AWS_REGION") or _opt(env, "AWS_DEFAULT_REGION") or DEFAULT_REGION
         domains = _opt(env, "ESTAT_DOMAINS_FILE")
+        _web_url(env, "ESTAT_NOTIFY_WEBHOOK_URL")  # checked here, kept as a secret
         settings = cls(
             env=name,
             home=Path(_opt(env, "ESTAT_LAKE_HOME") or ".estat-lake").resolve(),
@@ -255,6 +308,9 @@ class Settings:
             release_sensor_interval=_int(env, "ESTAT_RELEASE_SENSOR_INTERVAL", 3600, 1),
             release_window_days=_int(env, "ESTAT_RELEASE_WINDOW_DAYS", 7),
             audit_sensor_interval=_int(env, "ESTAT_AUDIT_SENSOR_INTERVAL", 15, 1),
+            dagster_url=_web_url(env, "ESTAT_DAGSTER_URL") or "http://localhost:3000",
+            revision_warn_share=_share(env, "ESTAT_REVISION_WARN_SHARE", 0.1),
+            release_retention_days=_retention(env, "ESTAT_RELEASE_RETENTION_DAYS"),
             s3_root=(_opt(env, "ESTAT_LAKE_S3_ROOT") or "").rstrip("/") or None,
             s3_endpoint=_opt(env, "ESTAT_LAKE_S3_ENDPOINT"),
             region=region,

@@ -66,6 +66,15 @@ PARSED: dict[str, tuple[str, dict[str, str], str, Any]] = {
     "ESTAT_RELEASE_SENSOR_INTERVAL": ("600", {}, "release_sensor_interval", 600),
     "ESTAT_RELEASE_WINDOW_DAYS": ("30", {}, "release_window_days", 30),
     "ESTAT_AUDIT_SENSOR_INTERVAL": ("5", {}, "audit_sensor_interval", 5),
+    "ESTAT_NOTIFY_WEBHOOK_URL": (
+        "https://hooks.example/T0/B0/x",
+        {},
+        "secret_value('ESTAT_NOTIFY_WEBHOOK_URL')",
+        "https://hooks.example/T0/B0/x",
+    ),
+    "ESTAT_DAGSTER_URL": ("https://dagster.example/", {}, "dagster_url", "https://dagster.example"),
+    "ESTAT_REVISION_WARN_SHARE": ("0.25", {}, "revision_warn_share", 0.25),
+    "ESTAT_RELEASE_RETENTION_DAYS": ("365", {}, "release_retention_days", 365.0),
     "ESTAT_LAKE_S3_ROOT": ("s3://other/lake/", AWS, "s3_root", "s3://other/lake"),
     "ESTAT_LAKE_S3_ENDPOINT": ("http://127.0.0.1:8333", {}, "s3_endpoint", "http://127.0.0.1:8333"),
     "ESTAT_LAKE_S3_ACCESS_KEY_ID": (
