@@ -23,8 +23,6 @@ from estat_assets.settings import Settings
 from estat_assets_tests.harness import DATASET, make_lake
 from estat_emulator import EmulatorServer, TableStore
 
-pytestmark = pytest.mark.slow  # its own emulator, which requires the key
-
 SECRET = "RECOGNIZABLE-APPID-7d41c0aa93"
 YEAR = "2023"
 MISSING = "0000099999"  # no such table: e-Stat answers STATUS 100-199
@@ -70,6 +68,7 @@ def test_the_resources_read_the_key_through_envvar(monkeypatch, tmp_path) -> Non
     assert SECRET not in repr(estat)
 
 
+@pytest.mark.slow  # its own emulator
 def test_no_secret_in_real_runs_logs_events_errors_or_files(
     tmp_path, keyed, instance, monkeypatch, caplog, capfd
 ) -> None:
@@ -136,6 +135,7 @@ def test_no_secret_in_real_runs_logs_events_errors_or_files(
     assert os.environ["ESTAT_APP_ID"] == SECRET  # (still set: the runs above really used it)
 
 
+@pytest.mark.slow  # its own emulator
 @pytest.mark.parametrize(
     "rule",
     [
@@ -159,6 +159,7 @@ def test_no_secret_in_client_exceptions_or_their_chains(keyed, rule) -> None:
         assert SECRET not in str(vars(exc))
 
 
+@pytest.mark.slow  # its own emulator
 def test_no_secret_when_the_server_is_unreachable() -> None:
     with EmulatorServer(TableStore.default()) as s:
         base = s.api_base
