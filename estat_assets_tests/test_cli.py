@@ -305,6 +305,11 @@ def test_demo_twice_gives_identical_counts_and_keeps_the_app_id_secret(
     assert SECRET not in first.stdout + first.stderr + second.stdout + second.stderr
 
 
+def _default_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None):
     deadline = time.monotonic() + timeout
     while True:
@@ -319,8 +324,9 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | Non
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_running_materialize(tmp_path, env) -> None:
-    """SIGTERM (``docker stop``, systemd, ``kill``) stops a load like Ctrl-C: exit 130, one line,
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_stops_a_running_materialize(tmp_path, env, signum) -> None:
+    """SIGTERM (``docker stop``, systemd, ``kill``) and Ctrl-C stop a load: exit 130, one line,
     and the next command is not blocked by the interrupted run."""
     domains = tmp_path / "big.yaml"
     domains.write_text(
@@ -336,11 +342,12 @@ def test_sigterm_stops_a_running_materialize(tmp_path, env) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_signals,  # as in a terminal, even if pytest runs in the background
     )
     try:
         # 757,548 rows in 8 pages: the run is fetching once its first page is staged
         _wait_for(lambda: any(runs.glob("*/page-*.json")), 120, "first page staged", proc)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
