@@ -13,7 +13,6 @@ Dagster's tags), and the audit sensor's ``estat.ingestion_runs`` rows and the
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
@@ -112,4 +111,3 @@ def test_asset_backfill_of_two_datasets_is_one_run_each(tmp_path, emulator, doma
         env, "SELECT dataset_id, count(*) AS n FROM estat.population GROUP BY dataset_id"
     )
     assert {r["dataset_id"]: r["n"] for r in counts} == DATASETS
-    assert os.environ.get("DAGSTER_HOME") != env["DAGSTER_HOME"]  # the test's env only
