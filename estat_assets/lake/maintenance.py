@@ -5,6 +5,10 @@
   ``table.maintenance.expire_snapshots().by_ids(...)``). pyiceberg 0.12 removes the snapshots from
   the metadata only: their unreferenced data files stay until an orphan-file cleanup (Spark/Athena
   ``VACUUM``) removes them.
+- **releases**: every release of a dataset is tagged ``<statsDataId>@<UPDATED_DATE>``
+  (``lake/releases.py``), so expiry keeps it and ``--as-of`` can read it. With
+  ``release_retention_days`` (``ESTAT_RELEASE_RETENTION_DAYS``; ``None``: forever, the default)
+  the tags of releases superseded longer ago are removed first, and their snapshots then expire.
 - **compact**: pyiceberg 0.12 has no rewrite-data-files action, so a ``(dataset_id, year)`` slice
   with more than ``max_files_per_slice`` data files is read and written back in one commit, which
   leaves one file (or a few large ones). Readers see the old slice or the new one, never both.
@@ -26,9 +30,10 @@ from estat_assets.lake.iceberg import (
     PROP_YEARS,
     dataset_filter,
     expire_snapshots,
-    last_write,
+    held_releases,
     replace_partition,
 )
+from estat_assets.lake.releases import expire_releases
 
 
 def small_file_slices(table: Table, max_files: int) -> list[tuple[str, int, int]]:
@@ -48,7 +53,8 @@ def compact_slice(catalog: Catalog, identifier: tuple[str, str], dataset_id: str
     """Rewrite one slice as few files in one commit; it keeps saying which release it holds."""
     table = catalog.load_table(identifier)
     rows = table.scan(row_filter=dataset_filter(dataset_id, [year])).to_arrow()
-    previous = last_write(table, dataset_id) or {}
+    key = f"{int(year):04d}"
+    release = held_releases(table, dataset_id).get(key) or ""
     return replace_partition(
         catalog,
         identifier,
@@ -58,8 +64,8 @@ def compact_slice(catalog: Catalog, identifier: tuple[str, str], dataset_id: str
         snapshot_properties={
             PROP_MAINTENANCE: "compact",
             PROP_DATASET: dataset_id,
-            PROP_YEARS: str(year),
-            PROP_UPDATED: previous.get(PROP_UPDATED, ""),
+            PROP_YEARS: key,
+            PROP_UPDATED: release,
         },
     )
 
@@ -71,8 +77,12 @@ def maintain(
     retain_last: int = 5,
     max_files_per_slice: int = 8,
     now: datetime | None = None,
+    release_retention_days: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Compact, then expire, every table of ``namespace``; one report entry per table."""
+    """Compact, then expire, every table of ``namespace``; one report entry per table.
+
+    Release tags superseded more than ``release_retention_days`` ago are removed before the
+    expiry (``None``: every release is kept forever)."""
     now = now or datetime.now(UTC)
     report = []
     try:
@@ -88,6 +98,8 @@ def maintain(
             compact_slice(catalog, identifier, dataset_id, year)
             compacted.append(f"{dataset_id}|{year} ({files} files)")
         table = catalog.load_table(identifier)
+        released = expire_releases(table, release_retention_days, now)
+        table = catalog.load_table(identifier) if released else table
         expired = expire_snapshots(table, now - timedelta(days=older_than_days), retain_last)
         table = catalog.load_table(identifier)
         report.append(
@@ -95,6 +107,7 @@ def maintain(
                 "table": ".".join(identifier),
                 "compacted": compacted,
                 "expired_snapshots": len(expired),
+                "releases_removed": released,
                 "snapshots_left": len(table.snapshots()),
             }
         )

@@ -12,8 +12,14 @@ more years); a release is read by scanning its tagged snapshot with ``dataset_id
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import And, BooleanExpression, EqualTo
 from pyiceberg.table import Table
 
 SEPARATOR = "@"
@@ -61,3 +67,177 @@ def release_as_of(table: Table, dataset_id: str, day: str) -> Release | None:
     latest tagged release whose UPDATED_DATE is on or before that day."""
     candidates = [r for r in releases(table, dataset_id) if r.updated_date <= day]
     return candidates[-1] if candidates else None
+
+
+# ---------------------------------------------------------------------- reading a release
+
+
+def _day(day: str | date | datetime) -> str:
+    """``YYYY-MM-DD`` of a day given as a string, a date or a datetime (refuses anything else)."""
+    if isinstance(day, datetime):
+        return day.date().isoformat()
+    if isinstance(day, date):
+        return day.isoformat()
+    text = str(day).strip()
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ValueError(f"{day!r}: expected a day as YYYY-MM-DD") from None
+
+
+def release_of(table: Table, dataset_id: str, updated_date: str) -> Release:
+    """The tagged release ``updated_date`` of ``dataset_id`` (``LookupError`` if there is none)."""
+    for release in releases(table, dataset_id):
+        if release.updated_date == updated_date:
+            return release
+    known = ", ".join(r.updated_date for r in releases(table, dataset_id)) or "none"
+    raise LookupError(
+        f"{dataset_id} has no release {updated_date} in {'.'.join(table.name())} "
+        f"(releases kept: {known})"
+    )
+
+
+def scan_release(
+    table: Table,
+    release: Release,
+    row_filter: BooleanExpression | None = None,
+    selected_fields: Sequence[str] | None = None,
+) -> pa.Table:
+    """The rows of ``release.dataset_id`` in the release's tagged snapshot.
+
+    ``selected_fields`` that the snapshot's schema lacks (columns added later) are left out.
+    """
+    expr: BooleanExpression = EqualTo("dataset_id", release.dataset_id)
+    if row_filter is not None:
+        expr = And(expr, row_filter)
+    fields: tuple[str, ...] = ("*",)
+    if selected_fields is not None:
+        names = set(snapshot_schema(table, release.snapshot_id).column_names)
+        fields = tuple(f for f in selected_fields if f in names)
+    scan = table.scan(row_filter=expr, selected_fields=fields, snapshot_id=release.snapshot_id)
+    return scan.to_arrow()
+
+
+def snapshot_schema(table: Table, snapshot_id: int):
+    """The schema a snapshot was written with (the current one if it does not say)."""
+    snapshot = table.snapshot_by_id(snapshot_id)
+    if snapshot is None:
+        raise LookupError(f"snapshot {snapshot_id} is not in {'.'.join(table.name())}")
+    for schema in table.metadata.schemas:
+        if snapshot.schema_id is not None and schema.schema_id == snapshot.schema_id:
+            return schema
+    return table.schema()
+
+
+def read_release(
+    catalog: Catalog,
+    identifier: tuple[str, str],
+    dataset_id: str,
+    updated_date: str,
+    row_filter: BooleanExpression | None = None,
+) -> pa.Table:
+    """``dataset_id``'s rows exactly as the lake loaded its release ``updated_date``."""
+    table = catalog.load_table(identifier)
+    return scan_release(table, release_of(table, dataset_id, _day(updated_date)), row_filter)
+
+
+def releases_as_of(
+    table: Table, day: str | date | datetime, dataset_ids: Iterable[str] | None = None
+) -> list[Release]:
+    """For each dataset (of ``dataset_ids``, else every dataset with a release), the release
+    e-Stat had published on ``day``; datasets first published after that day are left out."""
+    when = _day(day)
+    latest: dict[str, Release] = {}
+    wanted = None if dataset_ids is None else set(dataset_ids)
+    for release in releases(table):  # oldest first per dataset
+        if release.updated_date <= when and (wanted is None or release.dataset_id in wanted):
+            latest[release.dataset_id] = release
+    return [latest[k] for k in sorted(latest)]
+
+
+def read_as_published(
+    catalog: Catalog,
+    identifier: tuple[str, str],
+    day: str | date | datetime,
+    dataset_ids: Iterable[str] | None = None,
+    row_filter: BooleanExpression | None = None,
+) -> pa.Table:
+    """The table as e-Stat had published it on ``day``: each dataset's rows from its release of
+    that day (the latest release whose UPDATED_DATE is on or before it), unioned.
+
+    Datasets with no release by then are absent; so are datasets never tagged (loads before
+    release tags existed). ``row_filter`` narrows every dataset's scan (e.g. ``year = 2020``).
+    """
+    table = catalog.load_table(identifier)
+    parts = [scan_release(table, r, row_filter) for r in releases_as_of(table, day, dataset_ids)]
+    parts = [p for p in parts if p.num_rows] or parts[:1]
+    if not parts:
+        return table.schema().as_arrow().empty_table()
+    return pa.concat_tables(parts, promote_options="default")
+
+
+# ---------------------------------------------------------------------- retention and its cost
+
+
+def superseded_on(table: Table) -> dict[str, str]:
+    """release tag → the UPDATED_DATE of the next release of its dataset (current ones absent)."""
+    out: dict[str, str] = {}
+    by_dataset: dict[str, list[Release]] = {}
+    for release in releases(table):
+        by_dataset.setdefault(release.dataset_id, []).append(release)
+    for series in by_dataset.values():
+        for older, newer in pairwise(series):
+            out[older.tag] = newer.updated_date
+    return out
+
+
+def expire_releases(
+    table: Table,
+    retention_days: float | None,
+    now: datetime | None = None,
+    dataset_id: str | None = None,
+) -> list[str]:
+    """Remove the tags of releases superseded more than ``retention_days`` ago (by the next
+    release's UPDATED_DATE); ``None`` keeps every release forever. A dataset's current release
+    is never removed. Returns the tags removed; their snapshots then go with normal expiry."""
+    if retention_days is None:
+        return []
+    now = now or datetime.now(UTC)
+    cutoff = (now - timedelta(days=retention_days)).date().isoformat()
+    gone = [
+        tag
+        for tag, until in sorted(superseded_on(table).items())
+        if until < cutoff and (dataset_id is None or tag.partition(SEPARATOR)[0] == dataset_id)
+    ]
+    if gone:
+        manage = table.manage_snapshots()
+        for tag in gone:
+            manage = manage.remove_tag(tag)
+        manage.commit()
+    return gone
+
+
+def _files(table: Table, snapshot_id: int) -> dict[str, int]:
+    return {
+        task.file.file_path: task.file.file_size_in_bytes
+        for task in table.scan(snapshot_id=snapshot_id).plan_files()
+    }
+
+
+def release_storage(table: Table) -> dict[str, int]:
+    """What keeping releases costs: bytes of the data files the current snapshot references, and
+    of the files referenced only by release tags (the price of "as published on")."""
+    current = table.current_snapshot()
+    live = _files(table, current.snapshot_id) if current is not None else {}
+    kept: dict[str, int] = {}
+    tagged = {r.snapshot_id for r in releases(table)}
+    for snapshot_id in tagged:
+        kept.update({p: n for p, n in _files(table, snapshot_id).items() if p not in live})
+    return {
+        "releases": len(releases(table)),
+        "tagged_snapshots": len(tagged),
+        "current_files": len(live),
+        "current_bytes": sum(live.values()),
+        "release_only_files": len(kept),
+        "release_only_bytes": sum(kept.values()),
+    }
