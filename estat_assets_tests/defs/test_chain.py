@@ -34,7 +34,7 @@ def test_one_run_loads_the_whole_table_a_year_slice_each(small) -> None:
     result = small.run(RECORDED)
     assert result.success
     evaluations = checks(result)
-    assert sorted(evaluations) == sorted(CHECK_NAMES)
+    assert sorted(evaluations) == sorted([*CHECK_NAMES, "revision_share"])  # + revisions' check
     assert all(e.passed for e in evaluations.values())
     # partitioned checks: each result is the dataset's own
     assert {e.partition for e in result.get_asset_check_evaluations()} == {RECORDED}
