@@ -14,6 +14,7 @@ from estat_assets.defs.assets import build_domain_assets
 from estat_assets.defs.audit import build_audit_sensors
 from estat_assets.defs.jobs import build_domain_job, job_name
 from estat_assets.defs.maintenance import lake_maintenance_job, lake_maintenance_schedule
+from estat_assets.defs.notify import build_notifier, build_notify_sensors
 from estat_assets.defs.reaper import build_reaper_sensor
 from estat_assets.defs.resources import build_resources
 from estat_assets.defs.sensors import build_release_sensor
@@ -60,9 +61,14 @@ def build_definitions(
     return dg.Definitions(
         assets=assets,
         jobs=[*jobs.values(), lake_maintenance_job],
-        sensors=[*sensors, *build_audit_sensors(settings), build_reaper_sensor(settings)],
+        sensors=[
+            *sensors,
+            *build_audit_sensors(settings),
+            build_reaper_sensor(settings),
+            *build_notify_sensors(settings),
+        ],
         schedules=[lake_maintenance_schedule],
-        resources=resources,
+        resources={"notifier": build_notifier(settings), **resources},
         executor=dg.in_process_executor,
     )
 
