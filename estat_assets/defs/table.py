@@ -32,7 +32,7 @@ from estat_assets.lake.iceberg import (
     PROP_YEARS,
     SlicePart,
     ensure_table,
-    last_write,
+    held_releases,
     slice_rows,
     table_exists,
 )
@@ -60,8 +60,7 @@ def held_rows(catalog, iceberg: IcebergCatalogResource, domain: str, dataset_id:
     if table_exists(catalog, q_id):
         for year, n in slice_rows(catalog.load_table(q_id), dataset_id).items():
             held[year] = held.get(year, 0) + n
-    release = (last_write(table, dataset_id) or {}).get(PROP_UPDATED)
-    return held, release
+    return held, held_releases(table, dataset_id)
 
 
 def guard_shrinks(
@@ -71,7 +70,7 @@ def guard_shrinks(
     raw: dict,
     meta: TableMetadata,
     held: dict[str, int],
-    held_release: str | None,
+    held_release: dict[str, str | None],
 ) -> list[dict]:
     """Refuse a load that would shrink a year without evidence (see ``quality/shrink.py``)."""
     dataset_id = conformed["dataset_id"]
@@ -89,7 +88,7 @@ def guard_shrinks(
             count_table=lambda: client.count(dataset_id),
             offered_total=sum(offered.values()),
         )
-    error = refusal(dataset_id, shrinks, held_release, conformed.get("updated_date"))
+    error = refusal(dataset_id, shrinks, conformed.get("updated_date"))
     allowed = (context.run.tags.get(ALLOW_SHRINK_TAG) or "").strip().lower() == "true"
     if error is not None and not allowed:
         raise failure_for(error)

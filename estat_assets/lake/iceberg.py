@@ -350,6 +350,28 @@ def slice_rows(table: Table, dataset_id: str) -> dict[str, int]:
     return counts
 
 
+def held_releases(table: Table, dataset_id: str) -> dict[str, str | None]:
+    """The release (UPDATED_DATE) each year of ``dataset_id`` holds: the newest commit of the
+    dataset whose ``estat.years`` covers the year (a whole load covers all it wrote). Years whose
+    commit was expired fall back to the dataset's last write."""
+    out: dict[str, str | None] = {}
+    fallback: str | None = None
+    snapshot = table.current_snapshot()
+    while snapshot is not None:
+        props = snapshot.summary.additional_properties if snapshot.summary else {}
+        if props.get(PROP_DATASET) == dataset_id and props.get(PROP_YEARS) is not None:
+            release = props.get(PROP_UPDATED) or None
+            fallback = fallback or release
+            for year in props[PROP_YEARS].split(","):
+                if year:
+                    out.setdefault(year, release)
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    for year in slice_rows(table, dataset_id):
+        out.setdefault(year, fallback)
+    return out
+
+
 def last_write(table: Table, dataset_id: str) -> dict[str, str] | None:
     """The summary properties of the newest snapshot that wrote ``dataset_id`` (or ``None``)."""
     snapshot = table.current_snapshot()

@@ -49,7 +49,7 @@ def judge_shrinks(
     held: Mapping[str, int],
     offered: Mapping[str, int],
     *,
-    held_release: str | None,
+    held_release: Mapping[str, str | None],
     new_release: str | None,
     years_in_metadata: set[str],
     count_year: Callable[[str], int],
@@ -60,24 +60,23 @@ def judge_shrinks(
 
     ``held``/``offered`` are rows per year (clean + quarantined) before and after; only years in
     ``offered`` or (for a whole-table load) in ``held`` are judged by the caller's choice of keys.
-    The count functions are called only for shrinking years of a new release.
+    ``held_release`` is the release each held year came from (years of one dataset can hold
+    different releases after a load of some years). The count functions are called only for
+    shrinking years of a new release.
     """
     out: list[Shrink] = []
     for year in sorted(held):
         before, after = held[year], offered.get(year, 0)
         if after >= before:
             continue
-        if not held_release or new_release == held_release:
-            out.append(
-                Shrink(
-                    year,
-                    before,
-                    after,
-                    None,
-                    False,
-                    f"the same release ({new_release}) now answers with fewer rows",
-                )
+        release = held_release.get(year)
+        if not release or new_release == release:
+            why = (
+                f"the same release ({new_release}) now answers with fewer rows"
+                if release
+                else "the release it came from is unknown"
             )
+            out.append(Shrink(year, before, after, None, False, why))
             continue
         if year in years_in_metadata:
             counted = count_year(year)
@@ -95,7 +94,7 @@ def judge_shrinks(
 
 
 def refusal(
-    dataset_id: str, shrinks: list[Shrink], held_release: str | None, new_release: str | None
+    dataset_id: str, shrinks: list[Shrink], new_release: str | None
 ) -> SliceShrinkRefusedError | None:
     refused = [s for s in shrinks if not s.accepted]
     if not refused:
@@ -106,7 +105,6 @@ def refusal(
     more = f"; and {len(refused) - 5} more years" if len(refused) > 5 else ""
     return SliceShrinkRefusedError(
         f"refusing to replace {len(refused)} year slice(s) with fewer rows without evidence "
-        f"(release held {held_release or 'unknown'}, offered {new_release or 'unknown'}): "
-        f"{shown}{more}",
+        f"(release offered {new_release or 'unknown'}): {shown}{more}",
         stats_data_id=dataset_id,
     )

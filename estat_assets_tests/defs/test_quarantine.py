@@ -210,13 +210,6 @@ def test_a_whole_clean_load_empties_the_datasets_quarantine(world) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the shrink guard takes the release a dataset holds from its last write "
-    "(defs/table.py held_rows → last_write), so after a partial load of a new release the years "
-    "not loaded count as that new release and a whole load of it is refused as a same-release "
-    "shrink. Fix: the release held per year (the last snapshot whose estat.years covers it).",
-)
 def test_a_whole_load_after_a_partial_load_judges_each_year_by_its_own_release(world) -> None:
     assert world.run(RECORDED).success  # 1983 holds 2 rows (1 clean + 1 quarantined) of 2025-06-20
     _clean_release(world.server.store)
