@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import signal
 import sys
@@ -335,7 +336,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     from estat_assets.app.text import citations_text, load_item_line, load_summary
 
     started = time.monotonic()
-    with app_context(args) as ctx:
+    real_stderr = sys.stderr
+    # The runs' console logs (Dagster prints a failed step's stack trace) would bury the answer:
+    # they go to the Dagster UI and the event log; the causes come back one line each.
+    quiet = contextlib.nullcontext() if args.debug else contextlib.redirect_stderr(io.StringIO())
+    with app_context(args) as ctx, quiet:
+        ctx.say = lambda line: print(line, file=real_stderr, flush=True)
 
         def on_start(i: int, n: int, p) -> None:
             years = f" [{','.join(p.years)}]" if p.years else ""

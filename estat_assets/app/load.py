@@ -14,6 +14,7 @@ instance and ``estat.ingestion_runs``, whoever launched them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -355,7 +356,7 @@ def submit(ctx: LakeContext, web: Webserver, planned: list[Planned]) -> list[Loa
 # --------------------------------------------------------------------------- in-process
 
 
-def _outcome_item(ctx: LakeContext, p: Planned, outcome: Any) -> LoadItem:
+def _outcome_item(ctx: LakeContext, p: Planned, outcome: Any, instance: Any = None) -> LoadItem:
     item = LoadItem(p.dataset_id, p.domain, list(p.years) if p.years else None, "in_process")
     item.run_id = outcome.run_id
     item.status = "success" if outcome.success else "failure"
@@ -366,6 +367,11 @@ def _outcome_item(ctx: LakeContext, p: Planned, outcome: Any) -> LoadItem:
     item.checks_warned = outcome.checks_warned
     item.checks_failed = outcome.checks_failed
     item.error = outcome.error
+    if not outcome.success and instance is not None:
+        # the innermost real cause, not Dagster's "Error occurred while executing op"; if the
+        # event log cannot say, the runner's line stands
+        with contextlib.suppress(Exception):
+            item.error = _failure_cause(instance, outcome.run_id)
     item.seconds = round(outcome.seconds, 2)
     if outcome.success:
         item.citation = _citation(ctx, p.domain, p.dataset_id)
@@ -415,7 +421,7 @@ def run_in_process(
                     error=error.one_line(),
                 )
             else:
-                item = _outcome_item(ctx, p, outcome)
+                item = _outcome_item(ctx, p, outcome, instance)
             items.append(item)
             if on_item:
                 on_item(i, len(planned), item)
@@ -572,16 +578,44 @@ def _status_of_run(ctx: LakeContext, instance: Any, run_id: str) -> LoadItem:
     return item
 
 
+WRAPPERS = {
+    "DagsterExecutionStepExecutionError",
+    "DagsterMaxRetriesExceededError",
+    "RetryRequestedFromPolicy",
+    "DagsterUserCodeExecutionError",
+}
+
+
+def step_cause(event: Any) -> str:
+    """The first real cause of a step failure, in one line: our typed error's description, else
+    the innermost error that is not Dagster's wrapper (``TypeError: …``, not "Error occurred while
+    executing op")."""
+    data = event.step_failure_data
+    if data is None:
+        return "step failed"
+    user = data.user_failure_data
+    if user is not None and user.description:
+        return " ".join(user.description.split())
+    error = data.error
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause or getattr(error, "context", None)
+    for e in chain:
+        if (e.cls_name or "") not in WRAPPERS and "Exceeded max_retries" not in e.message:
+            lines = [line for line in e.message.strip().splitlines() if line.strip()]
+            return lines[0] if lines else (e.cls_name or "error")
+    return " ".join(chain[0].message.split())[:300] if chain else "step failed"
+
+
 def _failure_cause(instance: Any, run_id: str) -> str:
     import dagster as dg
-
-    from estat_assets.defs.audit import failure_cause
 
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1
     ).records
     if records and records[0].event_log_entry.dagster_event is not None:
-        return failure_cause(records[0].event_log_entry.dagster_event).strip().splitlines()[0]
+        return step_cause(records[0].event_log_entry.dagster_event)
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.RUN_FAILURE, limit=1
     ).records
