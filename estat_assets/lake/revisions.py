@@ -23,6 +23,9 @@ Everything is columnar: keys are joined into one string per row and matched with
 
 from __future__ import annotations
 
+import time
+import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -31,9 +34,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.expressions import And, EqualTo
+from pyiceberg.expressions import And, BooleanExpression, EqualTo
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
@@ -42,10 +46,15 @@ from pyiceberg.types import DateType, DoubleType, IntegerType, LongType, StringT
 from estat_assets.estat.shape import AXES
 from estat_assets.lake.history import snapshot_before_release, snapshots
 from estat_assets.lake.iceberg import (
+    COMMIT_ATTEMPTS,
+    NAME_MAPPING,
     PROP_DATASET,
     PROP_RUN,
     PROP_UPDATED,
-    commit_overwrite,
+    RETRYABLE_COMMIT_ERRORS,
+    ROW_GROUP_ROWS,
+    _file_schema,
+    align,
     ensure_created,
     ensure_plain_table,
     fields_schema,
@@ -187,6 +196,44 @@ def _keys(side: pa.Table, columns: Sequence[str]) -> pa.Array:
     return pc.binary_join_element_wise(key, suffix, KEY_SEPARATOR + "#")
 
 
+def _flat_codes(side: pa.Table, column: str) -> pa.Array:
+    codes = pc.fill_null(_codes(side, column), NULL_CODE)
+    return codes.combine_chunks() if isinstance(codes, pa.ChunkedArray) else codes
+
+
+def _int_keys(
+    old: pa.Table, new: pa.Table, columns: Sequence[str]
+) -> tuple[pa.Array, pa.Array] | None:
+    """One int64 per row, the same for the same codes on both sides: each code column is
+    dictionary-encoded over both sides at once and the indices are combined positionally.
+    ``None`` when the combinations would not fit in 62 bits or a side repeats a key (then the
+    string keys of :func:`_keys` decide)."""
+    n_old = old.num_rows
+    old_key = np.zeros(n_old, dtype=np.int64)
+    new_key = np.zeros(new.num_rows, dtype=np.int64)
+    size = 1
+    for column in columns:
+        both = pa.concat_arrays([_flat_codes(old, column), _flat_codes(new, column)])
+        encoded = pc.dictionary_encode(both)
+        cardinality = max(1, len(encoded.dictionary))
+        if size * cardinality >= 2**62:
+            return None
+        indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        old_key += indices[:n_old] * size
+        new_key += indices[n_old:] * size
+        size *= cardinality
+    old_arr, new_arr = pa.array(old_key), pa.array(new_key)
+    for arr in (old_arr, new_arr):
+        if len(arr) and pc.count_distinct(arr).as_py() != len(arr):
+            return None
+    return old_arr, new_arr
+
+
+def _match_keys(old: pa.Table, new: pa.Table, columns: Sequence[str]) -> tuple[pa.Array, pa.Array]:
+    fast = _int_keys(old, new, columns)
+    return fast if fast is not None else (_keys(old, columns), _keys(new, columns))
+
+
 def _column(side: pa.Table, name: str, kind: pa.DataType) -> pa.Array:
     if name in side.column_names:
         col = side.column(name).cast(kind)
@@ -205,7 +252,7 @@ def diff_releases(old: pa.Table, new: pa.Table) -> pa.Table:
     revised when its ``value_raw`` or its ``annotation`` differs (null-safe).
     """
     key_cols = _key_columns(old, new)
-    old_key, new_key = _keys(old, key_cols), _keys(new, key_cols)
+    old_key, new_key = _match_keys(old, new, key_cols)
     position = pc.index_in(new_key, value_set=old_key)  # new row → old row (null: added)
     matched = pc.is_valid(position)
     added = pc.invert(matched)
@@ -424,6 +471,57 @@ def _release_filter(dataset_id: str, column: str, updated_date: str):
     return And(EqualTo("dataset_id", dataset_id), EqualTo(column, updated_date))
 
 
+def _write_rows(table: Table, rows: pa.Table, dataset_id: str) -> str:
+    """One Parquet data file of the dataset's partition, written with pyarrow a row group at a
+    time (pyiceberg's own writer holds ~10x the rows in memory)."""
+    path = f"{table.location().rstrip('/')}/data/dataset_id={dataset_id}/{uuid.uuid4().hex}.parquet"
+    schema = _file_schema(table)
+    with (
+        table.io.new_output(path).create(overwrite=False) as stream,
+        pq.ParquetWriter(stream, schema, compression="zstd") as writer,
+    ):
+        for start in range(0, rows.num_rows, ROW_GROUP_ROWS):
+            writer.write_table(align(rows.slice(start, ROW_GROUP_ROWS), schema))
+    return path
+
+
+def replace_release_rows(
+    catalog: Catalog,
+    identifier: tuple[str, str],
+    dataset_id: str,
+    rows: pa.Table,
+    row_filter: BooleanExpression,
+    snapshot_properties: Mapping[str, str],
+) -> Table:
+    """Replace the rows matching ``row_filter`` (one dataset's, one release's) with ``rows`` in
+    ONE commit: delete + add the file written beforehand; a lost race is retried on a fresh
+    table with the same file, so a rerun or a concurrent writer never duplicates."""
+    table = catalog.load_table(identifier)
+    path = _write_rows(table, rows, dataset_id) if rows.num_rows else None
+    props = {k: str(v) for k, v in snapshot_properties.items()}
+    last: Exception | None = None
+    for attempt in range(COMMIT_ATTEMPTS):
+        table = catalog.load_table(identifier)
+        mapping = table.schema().name_mapping.model_dump_json()
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                with table.transaction() as tx:
+                    if table.properties.get(NAME_MAPPING) != mapping:
+                        tx.set_properties(**{NAME_MAPPING: mapping})
+                    tx.delete(row_filter, snapshot_properties=props)
+                    if path is not None:
+                        tx.add_files([path], snapshot_properties=props, check_duplicate_files=False)
+            return catalog.load_table(identifier)
+        except RETRYABLE_COMMIT_ERRORS as exc:
+            last = exc
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise RuntimeError(
+        f"could not commit {'.'.join(identifier)} rows of {dataset_id} after {COMMIT_ATTEMPTS} "
+        f"attempts: {last}"
+    )
+
+
 def write_revisions(
     catalog: Catalog,
     namespace: str,
@@ -445,13 +543,13 @@ def write_revisions(
         PROP_UPDATED: diff.new.updated_date,
         PROP_RUN: revisions_run_id or "",
     }
-    commit_overwrite(
+    replace_release_rows(
         catalog,
         identifier,
-        lambda table: rows.cast(table.schema().as_arrow()),
+        diff.dataset_id,
+        rows,
         _release_filter(diff.dataset_id, "new_updated_date", diff.new.updated_date),
         props,
-        what=f"revisions of {diff.dataset_id}@{diff.new.updated_date}",
     )
     counts = diff.counts()
     row = {
