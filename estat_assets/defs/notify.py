@@ -40,7 +40,7 @@ from estat_assets.defs.audit import failure_cause, launched_as, run_domain
 from estat_assets.defs.partitions import DATASET_TAG
 from estat_assets.defs.resources import IcebergCatalogResource
 from estat_assets.lake.inventory import read_inventory
-from estat_assets.lake.io_managers import LakeStorage
+from estat_assets.lake.io_managers import LakeStorage, resolved
 from estat_assets.lake.registry import read_registry
 from estat_assets.lake.revisions import pct
 from estat_assets.settings import Settings
@@ -74,14 +74,13 @@ class WebhookNotifier(dg.ConfigurableResource):
     def send(self, payload: Mapping[str, Any], log=None) -> bool:
         """POST ``payload`` as JSON; True once accepted (2xx). Retries 5xx and network errors,
         then raises :class:`NotificationError`; a 4xx is logged and dropped (False)."""
-        if not self.webhook_url:
+        url = resolved(self.webhook_url)  # outside a run it may still be an EnvVar
+        if not url:
             return False
         last = ""
         for attempt in range(max(1, self.attempts)):
             try:
-                reply = httpx.post(
-                    self.webhook_url, json=dict(payload), timeout=self.timeout_seconds
-                )
+                reply = httpx.post(url, json=dict(payload), timeout=self.timeout_seconds)
             except httpx.HTTPError as exc:
                 last = type(exc).__name__  # never the URL: it is a credential
             else:
@@ -112,6 +111,18 @@ def build_notifier(settings: Settings) -> WebhookNotifier:
             else settings.secret_value(WEBHOOK_VARIABLE)
         )
     return WebhookNotifier(webhook_url=url, dagster_url=settings.dagster_url)
+
+
+def send_test_notification(settings: Settings) -> bool:
+    """Post a test message to the configured webhook (the runbook's check after setting it)."""
+    notifier = build_notifier(settings)
+    return notifier.send(
+        {
+            "text": ":white_check_mark: estat-lake can reach this webhook "
+            f"(runs at {notifier.dagster_url}).",
+            "event": "test",
+        }
+    )
 
 
 # ---------------------------------------------------------------------- what a run says

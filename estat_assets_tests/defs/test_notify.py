@@ -282,19 +282,21 @@ def test_without_a_webhook_the_sensors_skip(tmp_path, server, instance) -> None:
     assert isinstance(skipped, dg.SkipReason) and "ESTAT_NOTIFY_WEBHOOK_URL" in str(skipped)
 
 
-def test_the_webhook_url_is_a_secret_read_through_envvar(monkeypatch) -> None:
+def test_the_webhook_url_is_a_secret_read_through_envvar(monkeypatch, sink) -> None:
     """From the process environment the resource holds ``EnvVar``: Dagster resolves it at run
     time and the UI shows the variable's name, never the URL (a Slack URL is a credential)."""
-    from estat_assets.defs.notify import build_notifier
+    from estat_assets.defs.notify import build_notifier, send_test_notification
     from estat_assets.settings import Settings
 
-    monkeypatch.setenv("ESTAT_NOTIFY_WEBHOOK_URL", "https://hooks.example/T/B/xyzzy-token")
+    monkeypatch.setenv("ESTAT_NOTIFY_WEBHOOK_URL", f"{sink.url}?token=xyzzy")
     settings = Settings.from_env()
     assert "xyzzy" not in repr(settings)
     notifier = build_notifier(settings)
     assert isinstance(notifier.webhook_url, dg.EnvVar)
     assert notifier.webhook_url == "ESTAT_NOTIFY_WEBHOOK_URL"
     assert notifier.dagster_url == "http://localhost:3000"
+    assert send_test_notification(settings)  # the runbook's check: resolved outside a run too
+    assert sink.events() == ["test"]
 
 
 # ---------------------------------------------------------------------- the real daemon

@@ -302,3 +302,19 @@ def test_revisions_is_part_of_the_domain_job_after_the_table(tmp_path, server, i
     result = lake.run(RECORDED, years="abc")
     assert not result.success
     assert lake.iceberg("population_revisions") is None
+
+
+def test_a_retention_drops_superseded_releases_after_diffing_them(
+    tmp_path, server, instance
+) -> None:
+    """ESTAT_RELEASE_RETENTION_DAYS=30: the release superseded on 2026-01-01 (long ago) goes
+    once the new one is diffed; the current release stays however old."""
+    lake = lake_of(
+        tmp_path, server, instance, "population", RECORDED, ESTAT_RELEASE_RETENTION_DAYS="30"
+    )
+    assert lake.run(RECORDED).success
+    republish(server, RECORDED, updated_date="2026-01-01", revise={"time": ["1990100000"]})
+    result = lake.run(RECORDED)
+    assert result.success
+    assert len(revisions(lake, RECORDED, "2026-01-01")) == 1  # compared before the tag went
+    assert [r.updated_date for r in releases(lake.iceberg(), RECORDED)] == ["2026-01-01"]
