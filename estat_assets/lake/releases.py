@@ -241,3 +241,20 @@ def release_storage(table: Table) -> dict[str, int]:
         "release_only_files": len(kept),
         "release_only_bytes": sum(kept.values()),
     }
+
+
+def as_published_sql(
+    table: Table,
+    table_ref: str,
+    day: str | date | datetime,
+    dataset_ids: Iterable[str] | None = None,
+) -> str:
+    """A Trino/Athena subquery reading ``table_ref`` as published on ``day``: each dataset's
+    release snapshot with ``FOR VERSION AS OF``, unioned. What a SQL engine substitutes for the
+    table when a query is asked ``--as-of`` a day (``WHERE FALSE`` when nothing was published)."""
+    parts = [
+        f"SELECT * FROM {table_ref} FOR VERSION AS OF {r.snapshot_id} "
+        f"WHERE dataset_id = '{r.dataset_id}'"
+        for r in releases_as_of(table, day, dataset_ids)
+    ]
+    return "\nUNION ALL\n".join(parts) if parts else f"SELECT * FROM {table_ref} WHERE FALSE"

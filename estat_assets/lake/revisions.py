@@ -60,7 +60,13 @@ from estat_assets.lake.iceberg import (
     fields_schema,
     replace_rows,
 )
-from estat_assets.lake.releases import Release, releases, scan_release, snapshot_schema
+from estat_assets.lake.releases import (
+    Release,
+    release_of,
+    releases,
+    scan_release,
+    snapshot_schema,
+)
 
 REVISED, ADDED, REMOVED = "revised", "added", "removed"
 KINDS = (REVISED, ADDED, REMOVED)
@@ -428,6 +434,21 @@ def diff_release(
         diff_releases(old_side, new_side),
         run_of(table, new.snapshot_id),
     )
+
+
+def compare_releases(
+    catalog: Catalog,
+    identifier: tuple[str, str],
+    dataset_id: str,
+    old_date: str,
+    new_date: str,
+) -> ReleaseDiff:
+    """What changed between two kept releases of a dataset (any two, in either order of
+    publication; ``LookupError`` naming the kept releases if one is not kept)."""
+    table = catalog.load_table(identifier)
+    new = release_of(table, dataset_id, new_date)
+    old = release_of(table, dataset_id, old_date)
+    return diff_release(table, dataset_id, new, old)
 
 
 def latest_release(table: Table, dataset_id: str) -> Release | None:

@@ -29,6 +29,7 @@ from estat_assets.lake.iceberg import (
 )
 from estat_assets.lake.maintenance import maintain
 from estat_assets.lake.releases import (
+    as_published_sql,
     read_as_published,
     read_release,
     release_as_of,
@@ -130,6 +131,15 @@ def test_as_published_on_a_day_is_each_datasets_release_of_that_day(catalog) -> 
         read_release(catalog, IDENT, A, "2024-01-11")
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         read_as_published(catalog, IDENT, "15/01/2024")
+    # what a SQL engine (Athena) reads instead of the table, asked "as of" a day
+    by_tag = {r.tag: r.snapshot_id for r in releases(table)}
+    assert as_published_sql(table, "estat.population", "2024-02-29") == (
+        f"SELECT * FROM estat.population FOR VERSION AS OF {by_tag[A + '@2024-02-10']} "
+        f"WHERE dataset_id = '{A}'\nUNION ALL\n"
+        f"SELECT * FROM estat.population FOR VERSION AS OF {by_tag[B + '@2024-01-20']} "
+        f"WHERE dataset_id = '{B}'"
+    )
+    assert as_published_sql(table, "t", "2000-01-01") == "SELECT * FROM t WHERE FALSE"
 
 
 def test_retention_removes_releases_superseded_long_ago_never_the_current_one(catalog) -> None:

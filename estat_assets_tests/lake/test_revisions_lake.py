@@ -23,6 +23,7 @@ from estat_assets.lake.iceberg import (
 )
 from estat_assets.lake.releases import release_storage, releases, tag_release
 from estat_assets.lake.revisions import (
+    compare_releases,
     diff_release,
     diff_releases,
     largest_revisions,
@@ -224,6 +225,13 @@ def test_each_release_is_compared_with_the_one_before_it(catalog) -> None:
     summary = summarise(diff)
     assert summary["previous_updated_date"] == "2024-02-10" and summary["rows"] == 2
     assert summary["largest_relative_revisions"] == []  # an annotation changed, not a number
+    # any two kept releases, e.g. the first against the last (an assistant's "what changed since")
+    across = compare_releases(catalog, IDENT, A, "2024-01-10", "2024-03-10")
+    assert across.old == tags["2024-01-10"] and across.new == tags["2024-03-10"]
+    assert across.counts() == {"revised": 1, "added": 1, "removed": 1}
+    assert {r["old_value_raw"] for r in across.cells.to_pylist()} == {"10", "20", None}
+    with pytest.raises(LookupError, match="releases kept"):
+        compare_releases(catalog, IDENT, A, "2023-12-31", "2024-03-10")
 
 
 def test_without_tags_the_previous_release_comes_from_the_history(catalog) -> None:
