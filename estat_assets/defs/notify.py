@@ -173,7 +173,10 @@ def revision_summaries(instance: dg.DagsterInstance, run_id: str) -> list[dict[s
 
 
 def revises_past_values(summary: Mapping[str, Any]) -> bool:
-    return bool(summary.get("revised") or summary.get("removed"))
+    """A release worth telling: it revised or removed cells, and this is the first time it was
+    compared (a rerun of the same release is not news)."""
+    first = summary.get("first_report", True)
+    return bool(first and (summary.get("revised") or summary.get("removed")))
 
 
 # ---------------------------------------------------------------------- citations and payloads

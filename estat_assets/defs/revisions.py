@@ -29,6 +29,7 @@ from estat_assets.lake.revisions import (
     ReleaseDiff,
     diff_release,
     pct,
+    release_rows,
     releases_name,
     revisions_name,
     run_of,
@@ -193,7 +194,9 @@ def build_revisions_asset(domain: DomainSpec, settings: Settings) -> dg.AssetsDe
             context.log.info(f"{dataset_id}: no release tagged (no UPDATED_DATE): nothing to diff")
         else:
             diff = diff_release(table, dataset_id, new)
-            summary = summarise(diff)
+            # a rerun of a release already compared is not news (the notifications skip it)
+            seen = release_rows(catalog, iceberg.namespace, name, dataset_id)
+            summary = {**summarise(diff), "first_report": new.updated_date not in seen}
             write_revisions(catalog, iceberg.namespace, name, diff, context.run_id)
             context.log.info(
                 f"{dataset_id}@{new.updated_date} vs "

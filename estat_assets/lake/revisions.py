@@ -736,7 +736,7 @@ def revisions_summary(
     table = catalog.load_table((namespace, domain))
     since_text = None if since is None else date.fromisoformat(str(since)).isoformat()
     tagged = releases(table, dataset_id)
-    rows = _release_rows(catalog, namespace, domain, dataset_id)
+    rows = release_rows(catalog, namespace, domain, dataset_id)
     cells = read_revisions(catalog, namespace, domain, dataset_id, since_text)
     out = []
     previous: Release | None = None
@@ -752,9 +752,10 @@ def revisions_summary(
     return sorted(out, key=lambda e: e["updated_date"])
 
 
-def _release_rows(
+def release_rows(
     catalog: Catalog, namespace: str, domain: str, dataset_id: str
 ) -> dict[str, dict[str, Any]]:
+    """UPDATED_DATE → the dataset's row of ``estat.<domain>_releases`` (releases diffed)."""
     try:
         table = catalog.load_table((namespace, releases_name(domain)))
     except NoSuchTableError:

@@ -196,6 +196,11 @@ def test_a_revised_release_is_posted_with_its_citation_and_run_link(
     assert largest["keys"]["time"] == "1985100000"
     assert f"{largest['old_value_raw']} → {largest['new_value_raw']}" in text
 
+    rerun = lake.run(RECORDED)  # the same release loaded again: not news
+    assert rerun.success
+    notify(lake, rerun.run_id)
+    assert len(sink.received) == 1
+
 
 def test_a_failed_run_is_posted_with_its_first_real_cause(tmp_path, server, instance, sink):
     lake = lake_with(tmp_path, server, instance, sink)
