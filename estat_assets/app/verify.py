@@ -166,7 +166,8 @@ def verify(
         official_value = next(iter(numbers))
         official_raw = rows[0].get("value_raw")
         unit = rows[0].get("unit")
-        difference = value - official_value
+        # in decimal, so 1965 − 1965.4 is −0.4, not −0.40000000000009095
+        difference = float(Decimal(repr(value)) - Decimal(repr(official_value)))
         if _agrees(official_value, value, allowed):
             verdict = "agrees"
             how = "exactly" if difference == 0 else f"within ±{allowed:g}"
