@@ -269,7 +269,7 @@ def test_config_table_lists_every_variable_once_in_order() -> None:
 
 def test_readme_configuration_table_is_the_generated_one() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- config-table -->\n(.*?)\n<!-- /config-table -->", text, re.S)
+    block = re.search(r"<!-- config-table -->\s*?\n(.*?)\s*<!-- /config-table -->", text, re.S)
     assert block, (
         "README.md needs the table between <!-- config-table --> and <!-- /config-table -->"
     )
