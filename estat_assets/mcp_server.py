@@ -174,7 +174,7 @@ def build_server(ctx: LakeContext) -> LakeMCPServer:
         return result(
             ctx,
             "load_dataset",
-            lambda: app_load.load(ctx, stats_data_ids, years=years, wait=wait),
+            lambda: app_load.load(ctx, stats_data_ids, years=years, wait=wait, follow=wait),
         )
 
     @server.tool(annotations=LAKE_READ)

@@ -447,13 +447,14 @@ def load(
     on_item: Callable[[int, int, LoadItem], None] | None = None,
     on_start: Callable[[int, int, Planned], None] | None = None,
     first_run_wait: float = 20.0,
+    follow: bool = False,
 ) -> LoadAnswer:
     """Load the named datasets; see the module docstring for daemon vs in-process.
 
     ``wait=False`` returns as soon as the runs are queued (daemon) or, in-process, once the first
     run has an id (the rest continue in a background thread; ``load_status(ticket=…)`` follows
     them). With ``wait=True`` an in-process load returns when every run has finished; a daemon
-    load returns once its runs are queued unless the caller polls ``wait_for``.
+    load returns once its runs are queued, unless ``follow`` (then it polls ``wait_for``).
     """
     started = time.monotonic()
     planned, notes = plan(ctx, dataset_ids, domain=domain, years=years, allow_shrink=allow_shrink)
@@ -463,7 +464,11 @@ def load(
         ctx.say(note)
     if web is not None:
         items = submit(ctx, web, planned)
-        return LoadAnswer("daemon", items, time.monotonic() - started, None, web.url, notes)
+        answer = LoadAnswer("daemon", items, time.monotonic() - started, None, web.url, notes)
+        if follow:
+            wait_for(ctx, answer)
+            answer.elapsed_seconds = time.monotonic() - started
+        return answer
     if wait:
         items = run_in_process(ctx, planned, on_item, on_start)
         return LoadAnswer("in_process", items, time.monotonic() - started, None, None, notes)
