@@ -187,5 +187,4 @@ def search(
                 lang=lang,
             )
         )
-    shown = {k: v for k, v in params.items()}
-    return SearchAnswer(words=words, lang=lang, filters=shown, total=total, hits=hits)
+    return SearchAnswer(words=words, lang=lang, filters=dict(params), total=total, hits=hits)

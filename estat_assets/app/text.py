@@ -270,7 +270,7 @@ def verify_text(v: Any) -> str:
     for axis, item in v.fixed.items():
         name = item["name"] + (f" / {item['name_en']}" if item.get("name_en") else "")
         lines.append(f"  {axis} {item['axis_name']}: {item['code']} {name}")
-    if (v.cells and v.verdict != "agrees") or len(v.cells) > 1:
+    if v.cells and (v.verdict != "agrees" or len(v.cells) > 1):
         cols = [c for c in v.cells[0] if not c.endswith("_name_en") and c not in ("annotation",)]
         lines.append(table_text(v.cells, cols))
     for note in v.notes:
