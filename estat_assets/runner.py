@@ -9,13 +9,16 @@ would wait for the ``estat_api`` pool says so on the console and gives up after
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
 import dagster as dg
+from dagster._core.utils import make_new_run_id
 
 from estat_assets.defs.audit import failure_cause, record_run
 from estat_assets.defs.jobs import job_name
@@ -131,6 +134,32 @@ def wait_for_pool(
         sleep(1.0)
 
 
+def _audit(instance: dg.DagsterInstance, run_id: str, defs: dg.Definitions) -> None:
+    """In-process runs are not seen by the daemon's run status sensors: audit them here (the
+    record is replaced by run id, so a daemon recording it too cannot duplicate it)."""
+    res = defs.resources or {}
+    run = instance.get_run_by_id(run_id)
+    if run is not None and "lake" in res and "iceberg" in res:
+        record_run(instance, run, res["lake"], res["iceberg"])
+
+
+def cancel_run(instance: dg.DagsterInstance, run_id: str, defs: dg.Definitions, why: str) -> None:
+    """Stop counting on a run this process was executing: canceled, slots freed, audited. Its
+    writes in flight die with the process, which every write of the lake survives (atomic)."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return
+    if run.status in (
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.NOT_STARTED,
+    ):
+        instance.report_run_canceled(run, message=f"Run canceled by estat-lake: {why}.")
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    with contextlib.suppress(Exception):  # never hide the interrupt behind an audit failure
+        _audit(instance, run_id, defs)
+
+
 def _is_warning(evaluation: dg.AssetCheckEvaluation) -> bool:
     return evaluation.severity == dg.AssetCheckSeverity.WARN
 
@@ -152,18 +181,37 @@ def run_load(
     register(instance, load.domain, [load.dataset_id])
     job = defs.resolve_job_def(job_name(load.domain))
     started = time.monotonic()
-    result = job.execute_in_process(
-        partition_key=load.dataset_id,
-        instance=instance,
-        raise_on_error=False,
-        run_config=QUIET if quiet else None,
-        tags=load.tags(),
-    )
-    # In-process runs are not seen by the daemon's run status sensors: audit them here (the
-    # record is replaced by run id, so a daemon recording it too cannot duplicate it).
-    res = defs.resources or {}
-    if "lake" in res and "iceberg" in res:
-        record_run(instance, instance.get_run_by_id(result.run_id), res["lake"], res["iceberg"])
+    run_id = make_new_run_id()
+    box: dict[str, object] = {}
+
+    def execute() -> None:
+        try:
+            box["result"] = job.execute_in_process(
+                partition_key=load.dataset_id,
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET if quiet else None,
+                tags=load.tags(),
+                run_id=run_id,
+            )
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    # The run executes in a worker thread so that Ctrl-C and SIGTERM reach this (main) thread:
+    # inside a step Dagster would turn the interrupt into a step retry and carry on.
+    worker = threading.Thread(target=execute, name=f"estat-load-{run_id[:8]}", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        cancel_run(instance, run_id, defs, "interrupted (Ctrl-C or SIGTERM)")
+        raise
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    result = box["result"]
+    assert isinstance(result, dg.ExecuteInProcessResult)
+    _audit(instance, result.run_id, defs)
     evaluations = result.get_asset_check_evaluations()
     outcome = RunOutcome(
         load=load,
