@@ -16,9 +16,8 @@ from dagster import AssetKey, DagsterRun
 from dagster._core.run_coordinator.base import SubmitRunContext
 from dagster._core.run_coordinator.queued_run_coordinator import QueuedRunCoordinator
 
-DOMAIN_TAG = "estat/domain"
-DATASET_TAG = "estat/dataset_id"
-LAYERS = frozenset({"raw", "conformed", "table", "class_codes"})
+from estat_assets.defs.partitions import DATASET_TAG, DOMAIN_TAG, LAYERS
+
 _DATASET_ID = re.compile(r"[0-9]{10}")  # a statsDataId (estat/ids.py): ten ASCII digits
 
 

@@ -85,9 +85,18 @@ def test_only_a_statsdataid_partition_becomes_the_dataset_tag(partition) -> None
     assert DATASET_TAG not in load_tags(_run(CHAIN, **{"dagster/partition": partition}))
 
 
-def test_tags_and_layers_agree_with_the_rest_of_the_lake() -> None:
-    assert (DOMAIN_TAG, DATASET_TAG) == (partitions.DOMAIN_TAG, partitions.DATASET_TAG)
-    assert set(audit.LAYERS) == LAYERS
+def test_the_layers_are_every_dataset_partitioned_asset_of_a_domain() -> None:
+    """The coordinator and the audit know exactly the assets a domain partitions by dataset."""
+    from estat_assets.definitions import build_definitions
+
+    assert audit.LAYERS is LAYERS is partitions.LAYERS
+    graph = build_definitions().resolve_asset_graph()
+    partitioned = {
+        k.path[1]
+        for k in graph.get_all_asset_keys()
+        if k.path[0] == "population" and graph.get(k).partitions_def is not None
+    }
+    assert partitioned == set(LAYERS)
 
 
 def _origin(job: str) -> RemoteJobOrigin:

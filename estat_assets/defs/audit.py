@@ -20,14 +20,13 @@ from typing import Any
 
 import dagster as dg
 
-from estat_assets.defs.partitions import DOMAIN_TAG, YEARS_TAG
+from estat_assets.defs.partitions import DOMAIN_TAG, LAYERS, YEARS_TAG
 from estat_assets.defs.resources import IcebergCatalogResource
 from estat_assets.lake.inventory import reconcile_inventory
 from estat_assets.lake.io_managers import LakeStorage
 from estat_assets.lake.runs import write_run
 from estat_assets.settings import Settings
 
-LAYERS = ("raw", "conformed", "table", "class_codes")
 MAX_ERROR_CHARS = 2000
 ASSET_JOB = "__ASSET_JOB"
 

@@ -20,6 +20,9 @@ YEARS_TAG = "estat/years"  # "2011", "2011,2015", "2010-2013": load only these y
 ALLOW_SHRINK_TAG = "estat/allow_shrink"  # "true": replace slices with fewer rows (operator)
 DOMAIN_TAG = "estat/domain"
 DATASET_TAG = "estat/dataset_id"
+# The dataset-partitioned assets of a domain (``<domain>/<layer>``): a run of any of them loads
+# (part of) a dataset of that domain.
+LAYERS = ("raw", "conformed", "table", "class_codes", "revisions")
 
 
 def dataset_dimension(domain: str) -> str:
