@@ -5,7 +5,8 @@ Three run status sensors (Dagster's own mechanism; the daemon evaluates them) po
 
 - ``notify_run_success_sensor``: a run whose ``<domain>/revisions`` step found cells of an earlier
   release revised or removed (its ``summary`` metadata) → event ``revision``;
-- ``notify_run_failure_sensor``: a failed run → event ``run_failed`` with the first real cause;
+- ``notify_run_failure_sensor``: a failed run → event ``run_failed`` with the first real cause
+  (not for an attempt Dagster's run retries will repeat: the last attempt tells);
   or, when Dagster's run monitoring stopped it for exceeding its maximum runtime, ``run_hung``
   (and the revisions it had already written, if any);
 - ``notify_run_canceled_sensor``: a run monitoring canceled for the same reason → ``run_hung``
@@ -49,6 +50,8 @@ WEBHOOK_VARIABLE = "ESTAT_NOTIFY_WEBHOOK_URL"
 REVISIONS_LAYER = "revisions"
 MAX_RUNTIME = re.compile(r"(?:exceeding|Exceeded) maximum runtime of (\d+(?:\.\d+)?) seconds")
 MAX_ERROR_CHARS = 1500
+WILL_RETRY_TAG = "dagster/will_retry"
+RETRY_NUMBER_TAG = "dagster/retry_number"
 
 
 class NotificationError(RuntimeError):
@@ -241,7 +244,14 @@ def run_fields(run: dg.DagsterRun, notifier: WebhookNotifier) -> dict[str, Any]:
         "partition": run.tags.get("dagster/partition"),
         "url": notifier.run_url(run.run_id),
         "tags": {k: v for k, v in run.tags.items() if k.startswith("estat/")},
+        "retry_number": int(run.tags.get(RETRY_NUMBER_TAG) or 0),
+        "will_retry": will_retry(run),
     }
+
+
+def will_retry(run: dg.DagsterRun) -> bool:
+    """Dagster's run retries (``run_retries`` in dagster.yaml) will launch this run again."""
+    return (run.tags.get(WILL_RETRY_TAG) or "").lower() == "true"
 
 
 def _cite_text(cite: Mapping[str, Any] | None) -> str:
@@ -311,7 +321,9 @@ def hung_payload(
     return {
         "text": (
             f":hourglass: Run{about} ({run['job']}) exceeded its maximum runtime of "
-            f"{limit:g} s and was stopped by run monitoring. {_run_link(run)}"
+            f"{limit:g} s and was stopped by run monitoring"
+            + (" (Dagster retries it)" if run.get("will_retry") else "")
+            + f". {_run_link(run)}"
         ),
         "event": "run_hung",
         "citation": dict(cite or {}),
@@ -351,7 +363,8 @@ def notifications_for(
     limit = exceeded_max_runtime(instance, run.run_id)
     if limit is not None:
         out.append(hung_payload(limit, citation(iceberg, lake, dataset_id, domain), fields))
-    elif run.status == dg.DagsterRunStatus.FAILURE:
+    elif run.status == dg.DagsterRunStatus.FAILURE and not will_retry(run):
+        # a failure Dagster retries is told by the last attempt (a retry that succeeds is quiet)
         error = first_failure(instance, run.run_id)
         out.append(failure_payload(error, citation(iceberg, lake, dataset_id, domain), fields))
     return out

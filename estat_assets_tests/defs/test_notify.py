@@ -219,6 +219,11 @@ def test_a_failed_run_is_posted_with_its_first_real_cause(tmp_path, server, inst
     assert payload["run"]["url"] == f"{DAGSTER_URL}/runs/{result.run_id}"
     assert payload["citation"]["updated_date"] == "2025-06-20"  # the release the lake holds
     assert TITLE_PART in payload["citation"]["title"]
+    assert (payload["run"]["retry_number"], payload["run"]["will_retry"]) == (0, False)
+    # an attempt Dagster's run retries will repeat is not told: its last attempt is
+    instance.add_run_tags(result.run_id, {"dagster/will_retry": "true"})
+    notify(lake, result.run_id)
+    assert len(sink.received) == 1
 
 
 def test_a_run_stopped_by_run_monitoring_is_posted_as_hung(tmp_path, server, instance, sink):
@@ -406,13 +411,18 @@ def test_a_run_that_hangs_past_its_max_runtime_is_stopped_by_the_daemon_and_post
     finally:
         _stop_group(daemon)
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
-        (run,) = instance.get_runs()
+        runs = {r.run_id: r for r in instance.get_runs()}
+        run = runs[payload["run"]["run_id"]]
         assert run.tags["dagster/max_runtime"] == "4"
         assert run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
         assert exceeded_max_runtime(instance, run.run_id) == 4.0
-    assert payload["run"]["run_id"] == run.run_id
+        # run_retries (dagster.yaml) launches it again, with the same limit: it hangs too
+        retried = [r for r in runs.values() if r.tags.get("dagster/parent_run_id")]
+        assert all(r.tags["dagster/max_runtime"] == "4" for r in retried)
     assert payload["max_runtime_seconds"] == 4.0
     assert payload["citation"]["stats_data_id"] == RECORDED
     assert payload["run"]["url"] == f"{DAGSTER_URL}/runs/{run.run_id}"
     assert "exceeded its maximum runtime of 4 s" in payload["text"]
-    assert sink.events().count("run_hung") == 1  # once, whichever end state the run reached
+    hung = [p["run"]["run_id"] for p in sink.received if p["event"] == "run_hung"]
+    assert len(hung) == len(set(hung))  # once per run, whichever end state it reached
+    assert "run_failed" not in sink.events()  # a hung run is told as hung, not also as failed
