@@ -8,6 +8,12 @@ with the normal retention. Tags live in the table metadata: the SQLite catalog a
 
 A reload of the same release moves its tag to the newest snapshot (the same release, possibly
 more years); a release is read by scanning its tagged snapshot with ``dataset_id = X``.
+
+Reading: :func:`read_release` (one release by its date), :func:`read_as_published` (the table
+as e-Stat had published it on a day: each dataset's release of that day, unioned) and
+:func:`as_published_sql` (the same as a Trino/Athena subquery with ``FOR VERSION AS OF``).
+Retention: :func:`expire_releases` (``ESTAT_RELEASE_RETENTION_DAYS``: releases superseded longer
+ago lose their tag; the current one never does). Cost: :func:`release_storage`.
 """
 
 from __future__ import annotations
