@@ -13,7 +13,7 @@ import dagster as dg
 from estat_assets.defs.assets import build_domain_assets
 from estat_assets.defs.audit import build_audit_sensors
 from estat_assets.defs.jobs import build_domain_job, job_name
-from estat_assets.defs.maintenance import lake_maintenance_job, lake_maintenance_schedule
+from estat_assets.defs.maintenance import build_maintenance
 from estat_assets.defs.notify import build_notifier, build_notify_sensors
 from estat_assets.defs.reaper import build_reaper_sensor
 from estat_assets.defs.resources import build_resources
@@ -58,16 +58,17 @@ def build_definitions(
     sensors = [build_release_sensor(d, jobs[job_name(d.name)], settings) for d in domains]
     if domains:
         sensors.append(analytics_automation(domains))
+    maintenance_job, maintenance_schedule = build_maintenance(settings)
     return dg.Definitions(
         assets=assets,
-        jobs=[*jobs.values(), lake_maintenance_job],
+        jobs=[*jobs.values(), maintenance_job],
         sensors=[
             *sensors,
             *build_audit_sensors(settings),
             build_reaper_sensor(settings),
             *build_notify_sensors(settings),
         ],
-        schedules=[lake_maintenance_schedule],
+        schedules=[maintenance_schedule],
         resources={"notifier": build_notifier(settings), **resources},
         executor=dg.in_process_executor,
     )

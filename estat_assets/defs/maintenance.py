@@ -21,6 +21,7 @@ import dagster as dg
 
 from estat_assets.defs.resources import IcebergCatalogResource
 from estat_assets.lake.maintenance import maintain
+from estat_assets.settings import Settings
 
 JOB_NAME = "lake_maintenance_job"
 
@@ -29,44 +30,55 @@ class MaintenanceConfig(dg.Config):
     older_than_days: float = 30.0
     retain_last: int = 5
     max_files_per_slice: int = 8
+    # None: the settings' ESTAT_RELEASE_RETENTION_DAYS (unset: every release is kept forever)
+    release_retention_days: float | None = None
 
 
-@dg.op(description="Compact small-file slices and expire old snapshots of every Iceberg table.")
-def maintain_tables(
-    context: dg.OpExecutionContext, config: MaintenanceConfig, iceberg: IcebergCatalogResource
-) -> list[dict[str, Any]]:
-    report = maintain(
-        iceberg.catalog(),
-        iceberg.namespace,
-        config.older_than_days,
-        config.retain_last,
-        config.max_files_per_slice,
-    )
-    for entry in report:
-        context.log.info(
-            f"{entry['table']}: expired {entry['expired_snapshots']} snapshots "
-            f"({entry['snapshots_left']} left), compacted {len(entry['compacted'])} slices"
+def build_maintenance(settings: Settings) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
+    """The maintenance job (with the release retention of ``settings``) and its weekly schedule."""
+
+    @dg.op(description="Compact small-file slices and expire old snapshots of every Iceberg table.")
+    def maintain_tables(
+        context: dg.OpExecutionContext, config: MaintenanceConfig, iceberg: IcebergCatalogResource
+    ) -> list[dict[str, Any]]:
+        retention = config.release_retention_days
+        if retention is None:
+            retention = settings.release_retention_days
+        report = maintain(
+            iceberg.catalog(),
+            iceberg.namespace,
+            config.older_than_days,
+            config.retain_last,
+            config.max_files_per_slice,
+            release_retention_days=retention,
         )
-    context.add_output_metadata(
-        {
-            "tables": len(report),
-            "expired_snapshots": sum(e["expired_snapshots"] for e in report),
-            "compacted_slices": sum(len(e["compacted"]) for e in report),
-            "report": dg.MetadataValue.json(report),
-        }
+        for entry in report:
+            context.log.info(
+                f"{entry['table']}: expired {entry['expired_snapshots']} snapshots "
+                f"({entry['snapshots_left']} left), compacted {len(entry['compacted'])} slices"
+            )
+        context.add_output_metadata(
+            {
+                "tables": len(report),
+                "expired_snapshots": sum(e["expired_snapshots"] for e in report),
+                "compacted_slices": sum(len(e["compacted"]) for e in report),
+                "release_retention_days": retention if retention is not None else "forever",
+                "report": dg.MetadataValue.json(report),
+            }
+        )
+        return report
+
+    @dg.job(
+        name=JOB_NAME, description="Weekly Iceberg maintenance: compact slices, expire snapshots."
     )
-    return report
+    def lake_maintenance_job():
+        maintain_tables()
 
-
-@dg.job(name=JOB_NAME, description="Weekly Iceberg maintenance: compact slices, expire snapshots.")
-def lake_maintenance_job():
-    maintain_tables()
-
-
-lake_maintenance_schedule = dg.ScheduleDefinition(
-    name="lake_maintenance_schedule",
-    job=lake_maintenance_job,
-    cron_schedule="0 3 * * 0",
-    execution_timezone="Asia/Tokyo",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-)
+    schedule = dg.ScheduleDefinition(
+        name="lake_maintenance_schedule",
+        job=lake_maintenance_job,
+        cron_schedule="0 3 * * 0",
+        execution_timezone="Asia/Tokyo",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )
+    return lake_maintenance_job, schedule

@@ -18,6 +18,7 @@ ago lose their tag; the current one never does). Cost: :func:`release_storage`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +28,8 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import And, BooleanExpression, EqualTo
 from pyiceberg.table import Table
+
+from estat_assets.lake.iceberg import COMMIT_ATTEMPTS, RETRYABLE_COMMIT_ERRORS
 
 SEPARATOR = "@"
 
@@ -58,14 +61,22 @@ def releases(table: Table, dataset_id: str | None = None) -> list[Release]:
 def tag_release(table: Table, dataset_id: str, updated_date: str, snapshot_id: int) -> Table:
     """Pin ``snapshot_id`` as ``dataset_id``'s release ``updated_date`` (moving an older tag)."""
     name = release_tag(dataset_id, updated_date)
-    current = table.metadata.refs.get(name)
-    if current is not None and current.snapshot_id == snapshot_id:
-        return table
-    manage = table.manage_snapshots()
-    if current is not None:
-        manage = manage.remove_tag(name)
-    manage.create_tag(snapshot_id, name).commit()
-    return table
+    last: Exception | None = None
+    for attempt in range(COMMIT_ATTEMPTS):  # another load may commit to the table meanwhile
+        current = table.metadata.refs.get(name)
+        if current is not None and current.snapshot_id == snapshot_id:
+            return table
+        manage = table.manage_snapshots()
+        if current is not None:
+            manage = manage.remove_tag(name)
+        try:
+            manage.create_tag(snapshot_id, name).commit()
+            return table
+        except RETRYABLE_COMMIT_ERRORS as exc:
+            last = exc
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+            table = table.refresh()
+    raise RuntimeError(f"could not tag {name} after {COMMIT_ATTEMPTS} attempts: {last}")
 
 
 def release_as_of(table: Table, dataset_id: str, day: str) -> Release | None:

@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from estat_assets.defs.maintenance import JOB_NAME, lake_maintenance_job
+from estat_assets.defs.maintenance import JOB_NAME, build_maintenance
 from estat_assets.defs.resources import build_resources
 from estat_assets.domains import DomainSpec
 from estat_assets.lake.iceberg import (
@@ -26,6 +26,7 @@ from estat_assets.lake.iceberg import (
     slice_rows,
 )
 from estat_assets.lake.maintenance import maintain, small_file_slices
+from estat_assets.settings import Settings
 from estat_assets_tests.harness import make_lake
 from estat_assets_tests.harness import test_settings as lake_settings
 from estat_emulator import EmulatorServer, TableStore
@@ -134,7 +135,8 @@ def test_compaction_rewrites_a_many_file_slice_in_one_commit_keeping_its_release
 def test_the_maintenance_job_runs_in_process_over_the_namespace(iceberg) -> None:
     catalog = iceberg.catalog()
     _load(catalog, [_rows(2001, 1, "x")], "2026-01-01", "run-x")
-    defs = dg.Definitions(jobs=[lake_maintenance_job], resources={"iceberg": iceberg})
+    job, _ = build_maintenance(Settings.from_env({}))
+    defs = dg.Definitions(jobs=[job], resources={"iceberg": iceberg})
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def(JOB_NAME).execute_in_process(
             instance=instance,
