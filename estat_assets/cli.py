@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import io
 import logging
+import os
 import signal
 import sys
 import time
@@ -386,7 +387,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     from estat_assets.query.output import footer, format_table
 
     with app_context(args) as ctx:
-        answer = run_sql(ctx, args.sql, row_cap=args.row_cap, time_limit=args.time_limit)
+        answer = run_sql(
+            ctx, args.sql, row_cap=args.row_cap, time_limit=args.time_limit, as_of=args.as_of
+        )
     print(format_table(answer.table, args.format, args.max_rows), end="")
     if answer.table.num_columns:
         print()
@@ -412,7 +415,13 @@ def cmd_series(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     with app_context(args) as ctx:
-        answer = series(ctx, args.stats_data_id, parse_filter_args(args.filter), limit=args.limit)
+        answer = series(
+            ctx,
+            args.stats_data_id,
+            parse_filter_args(args.filter),
+            limit=args.limit,
+            as_of=args.as_of,
+        )
     if args.format == "json":
         _emit_json(answer)
     elif args.format == "csv":
@@ -446,12 +455,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
             parse_filter_args(args.filter),
             tolerance=args.tolerance,
             relative_tolerance=args.relative_tolerance,
+            as_of=args.as_of,
         )
     if args.json:
         _emit_json(answer)
     else:
         say(verify_text(answer))
     return 0 if answer.verdict == "agrees" else 1
+
+
+def cmd_revisions(args: argparse.Namespace) -> int:
+    from estat_assets.app.releases import compare, list_releases
+    from estat_assets.app.text import compare_text, releases_text
+
+    with app_context(args) as ctx:
+        if args.compare:
+            answer = compare(ctx, args.stats_data_id, args.compare[0], args.compare[1], args.limit)
+        else:
+            answer = list_releases(ctx, args.stats_data_id, args.since)
+    if args.json:
+        _emit_json(answer)
+    else:
+        say(compare_text(answer) if args.compare else releases_text(answer))
+    return 0
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -615,6 +641,15 @@ def _port_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _as_of_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--as-of",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="answer from what e-Stat had published on that day (the lake keeps every release)",
+    )
+
+
 def _json_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json", action="store_true", help="print the answer as JSON (what MCP returns)"
@@ -760,6 +795,7 @@ def add_app_commands(sub) -> None:
     p.add_argument(
         "--time-limit", type=float, default=60.0, help="seconds the query may run (default 60)"
     )
+    _as_of_option(p)
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser(
@@ -774,6 +810,7 @@ def add_app_commands(sub) -> None:
         help="output format (default table)",
     )
     p.add_argument("--limit", type=int, default=10_000, help="rows at most (default 10000)")
+    _as_of_option(p)
     _port_option(p)
     p.set_defaults(func=cmd_series)
 
@@ -799,9 +836,27 @@ def add_app_commands(sub) -> None:
         default=None,
         help="accept a relative difference up to this fraction, e.g. 0.01",
     )
+    _as_of_option(p)
     _port_option(p)
     _json_option(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "revisions",
+        help="the releases of a table the lake keeps, and what each revised, added and removed",
+    )
+    p.add_argument("stats_data_id", metavar="STATS_DATA_ID", help="the dataset's statsDataId")
+    p.add_argument("--since", default=None, help="only releases on or after YYYY-MM-DD")
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        default=None,
+        help="two kept releases (their UPDATED_DATEs, YYYY-MM-DD): the cells that changed",
+    )
+    p.add_argument("--limit", type=int, default=50, help="cells to list with --compare")
+    _json_option(p)
+    p.set_defaults(func=cmd_revisions)
 
     p = sub.add_parser("health", help="lake health: inventory status, failed runs, check warnings")
     _json_option(p)
@@ -932,7 +987,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("estat-lake: interrupted", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)  # a load's worker threads must not keep the process alive
     except (UsageError, SettingsError, DomainsError) as exc:
         print(f"estat-lake: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -112,6 +112,7 @@ def build_server(ctx: LakeContext) -> LakeMCPServer:
     from estat_assets.app import health as app_health
     from estat_assets.app import load as app_load
     from estat_assets.app import query as app_query
+    from estat_assets.app import releases as app_releases
     from estat_assets.app import search as app_search
     from estat_assets.app import series as app_series
     from estat_assets.app import verify as app_verify
@@ -196,15 +197,16 @@ def build_server(ctx: LakeContext) -> LakeMCPServer:
         )
 
     @server.tool(annotations=LAKE_READ)
-    def run_sql(sql: str, row_cap: int = 200) -> CallToolResult:
+    def run_sql(sql: str, row_cap: int = 200, as_of: str | None = None) -> CallToolResult:
         """Read-only Trino-dialect SQL on the lake's tables (SELECT, WITH, DESCRIBE <table>,
         SHOW TABLES, SHOW COLUMNS FROM <table>); `SHOW TABLES` lists them. Sandboxed: no files,
         no extensions, no settings, at most `row_cap` rows and a time limit. Values come back
-        exactly as stored (value_raw is e-Stat's text; value the number)."""
+        exactly as stored (value_raw is e-Stat's text; value the number). `as_of` (YYYY-MM-DD)
+        reads the domain tables as e-Stat had published them on that day."""
         return result(
             ctx,
             "run_sql",
-            lambda: app_query.run_sql(ctx, sql, row_cap=max(1, min(row_cap, 10_000))),
+            lambda: app_query.run_sql(ctx, sql, row_cap=max(1, min(row_cap, 10_000)), as_of=as_of),
         )
 
     @server.tool(annotations=LAKE_READ)
@@ -212,15 +214,19 @@ def build_server(ctx: LakeContext) -> LakeMCPServer:
         stats_data_id: str,
         filters: dict[str, str | list[str]] | None = None,
         limit: int = 500,
+        as_of: str | None = None,
     ) -> CallToolResult:
         """A tidy series of a loaded dataset: the cells matching `filters`, one row per cell.
         `filters` maps an axis (its id like cat01, or its Japanese or English name) to an item
         (its code, or Japanese or English name; time: a year like 2020) or a list of items,
-        e.g. {"性別": "男", "time": ["2020", "2021"]} or {"Sex": "Male"}."""
+        e.g. {"性別": "男", "time": ["2020", "2021"]} or {"Sex": "Male"}. `as_of` (YYYY-MM-DD)
+        gives the series as e-Stat had published it on that day (see list_releases)."""
         return result(
             ctx,
             "get_series",
-            lambda: app_series.series(ctx, stats_data_id, filters or {}, limit=max(1, limit)),
+            lambda: app_series.series(
+                ctx, stats_data_id, filters or {}, limit=max(1, limit), as_of=as_of
+            ),
         )
 
     @server.tool(annotations=LAKE_READ)
@@ -230,12 +236,14 @@ def build_server(ctx: LakeContext) -> LakeMCPServer:
         filters: dict[str, str | list[str]] | None = None,
         tolerance: float | None = None,
         relative_tolerance: float | None = None,
+        as_of: str | None = None,
     ) -> CallToolResult:
         """Check a claimed figure against the official value in the lake. `claimed_value` as
         written (364.9, 1,234); `filters` say which cell (as in get_series). Verdict: agrees
         (equal after rounding to the claim's decimals, or within `tolerance` / the
         `relative_tolerance` fraction), disagrees, ambiguous (pin the axes listed),
-        no_official_value or not_found; with the official value and its citation."""
+        no_official_value or not_found; with the official value and its citation. `as_of`
+        (YYYY-MM-DD) checks against what e-Stat had published on that day (a report's date)."""
         return result(
             ctx,
             "verify_figure",
@@ -246,6 +254,33 @@ def build_server(ctx: LakeContext) -> LakeMCPServer:
                 filters or {},
                 tolerance=tolerance,
                 relative_tolerance=relative_tolerance,
+                as_of=as_of,
+            ),
+        )
+
+    @server.tool(annotations=LAKE_READ)
+    def list_releases(stats_data_id: str, since: str | None = None) -> CallToolResult:
+        """The releases of a table the lake keeps (every e-Stat UPDATED_DATE it loaded, on or
+        after `since`), and what each revised, added and removed compared with the one before:
+        counts, share of past values revised, largest relative revisions, changes per year."""
+        return result(
+            ctx,
+            "list_releases",
+            lambda: app_releases.list_releases(ctx, stats_data_id, since),
+        )
+
+    @server.tool(annotations=LAKE_READ)
+    def compare_releases(
+        stats_data_id: str, old_release: str, new_release: str, limit: int = 100
+    ) -> CallToolResult:
+        """What changed between two kept releases of a table (their UPDATED_DATEs,
+        YYYY-MM-DD, from list_releases), cell by cell: kind (revised, added, removed), the axis
+        codes, old and new value_raw, value and annotation; both releases cited."""
+        return result(
+            ctx,
+            "compare_releases",
+            lambda: app_releases.compare(
+                ctx, stats_data_id, old_release, new_release, max(0, min(limit, 5_000))
             ),
         )
 

@@ -37,6 +37,8 @@ TOOLS = {
     "get_series",
     "verify_figure",
     "lake_health",
+    "list_releases",
+    "compare_releases",
 }
 CREDIT = "このサービスは、政府統計総合窓口(e-Stat)のAPI機能を使用していますが"
 CREDIT_EN = "This service uses the API of e-Stat"
@@ -283,3 +285,72 @@ def test_every_tool_answers_errors_as_structured_results(env, tmp_path) -> None:
         ]
 
     serve(env, tmp_path / "server.log", errors)
+
+
+@pytest.mark.slow
+def test_releases_and_answers_as_published_on_a_day_over_mcp(tmp_path) -> None:
+    """An assistant asks what a table said before e-Stat revised it, and what the revision was."""
+    from estat_emulator import EmulatorServer, TableStore
+
+    recorded, old, new, day = "0000020202", "2025-06-20", "2026-01-15", "2025-12-31"
+    cell = {"time": "1985100000", "area": "01100"}
+    with EmulatorServer(TableStore.default(), host="127.0.0.1", port=0) as server:
+        env = app_env(tmp_path / "home", server.api_base, write_domains(tmp_path))
+
+        async def conversation(client: Client) -> None:
+            await client.ok("add_dataset", stats_data_id=recorded, domain="population")
+            first = await client.ok("load_dataset", stats_data_ids=[recorded], wait=True)
+            assert first["failures"] == [], first
+            import httpx
+
+            reply = httpx.post(
+                f"{server.url}/_emulator/republish",
+                json={
+                    "statsDataId": recorded,
+                    "updated_date": new,
+                    "revise": {"time": ["1985100000"]},
+                },
+            )
+            assert reply.status_code == 200
+            second = await client.ok("load_dataset", stats_data_ids=[recorded], wait=True)
+            assert second["failures"] == [], second
+
+            listed = await client.ok("list_releases", stats_data_id=recorded)
+            assert [r["updated_date"] for r in listed["releases"]] == [old, new]
+            assert listed["releases"][-1]["revised"] == 1
+            assert listed["citation"]["credit"].startswith(CREDIT)
+
+            diff = await client.ok(
+                "compare_releases", stats_data_id=recorded, old_release=old, new_release=new
+            )
+            [changed] = diff["cells"]
+            assert changed["kind"] == "revised" and changed["old_value_raw"] == "111801"
+            assert diff["citation_old"]["updated_date"] == old
+            assert diff["citation"]["updated_date"] == new
+
+            then = await client.ok("get_series", stats_data_id=recorded, filters=cell, as_of=day)
+            now = await client.ok("get_series", stats_data_id=recorded, filters=cell)
+            assert [r["value_raw"] for r in then["rows"]] == ["111801"]
+            assert [r["value_raw"] for r in now["rows"]] == [changed["new_value_raw"]]
+            assert then["citation"]["updated_date"] == old
+            assert then["citation"]["snapshot_id"] == diff["citation_old"]["snapshot_id"]
+
+            sql = await client.ok(
+                "run_sql",
+                sql="SELECT value_raw FROM estat.population "
+                f"WHERE dataset_id = '{recorded}' AND year = 1985",
+                as_of=day,
+            )
+            assert sql["rows"] == [{"value_raw": "111801"}]
+            assert [c["updated_date"] for c in sql["citations"]] == [old]
+
+            early = await client.error(
+                "get_series",
+                "no_release_then",
+                stats_data_id=recorded,
+                filters=cell,
+                as_of="2020-01-01",
+            )
+            assert old in early["what_to_do"]
+
+        serve(env, tmp_path / "server.log", conversation)

@@ -583,44 +583,16 @@ def _status_of_run(ctx: LakeContext, instance: Any, run_id: str) -> LoadItem:
     return item
 
 
-WRAPPERS = {
-    "DagsterExecutionStepExecutionError",
-    "DagsterMaxRetriesExceededError",
-    "RetryRequestedFromPolicy",
-    "DagsterUserCodeExecutionError",
-}
-
-
-def step_cause(event: Any) -> str:
-    """The first real cause of a step failure, in one line: our typed error's description, else
-    the innermost error that is not Dagster's wrapper (``TypeError: …``, not "Error occurred while
-    executing op")."""
-    data = event.step_failure_data
-    if data is None:
-        return "step failed"
-    user = data.user_failure_data
-    if user is not None and user.description:
-        return " ".join(user.description.split())
-    error = data.error
-    chain = []
-    while error is not None:
-        chain.append(error)
-        error = error.cause or getattr(error, "context", None)
-    for e in chain:
-        if (e.cls_name or "") not in WRAPPERS and "Exceeded max_retries" not in e.message:
-            lines = [line for line in e.message.strip().splitlines() if line.strip()]
-            return lines[0] if lines else (e.cls_name or "error")
-    return " ".join(chain[0].message.split())[:300] if chain else "step failed"
-
-
 def _failure_cause(instance: Any, run_id: str) -> str:
     import dagster as dg
+
+    from estat_assets.defs.audit import failure_cause
 
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1
     ).records
     if records and records[0].event_log_entry.dagster_event is not None:
-        return step_cause(records[0].event_log_entry.dagster_event)
+        return failure_cause(records[0].event_log_entry.dagster_event)
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.RUN_FAILURE, limit=1
     ).records

@@ -69,13 +69,17 @@ class QueryAnswer:
         }
 
 
-def _cited_sandbox(ctx: LakeContext, row_cap: int, time_limit: float):
-    """The sandbox, reading each table at one snapshot and remembering which."""
+def _cited_sandbox(ctx: LakeContext, row_cap: int, time_limit: float, as_of: str | None = None):
+    """The sandbox, reading each table at one snapshot and remembering which. With ``as_of``, a
+    table that keeps releases is read as e-Stat had published it on that day (each dataset from
+    its release of that day) and ``releases`` remembers which snapshot each dataset came from."""
+    from estat_assets.lake.releases import read_as_published, releases, releases_as_of
     from estat_assets.query.engine import load_arrow
     from estat_assets.query.sandbox import SandboxedQuery
 
     class CitedSandbox(SandboxedQuery):
         snapshots: dict[str, int | None]
+        releases: dict[str, dict[str, int]]
 
         def _load(self, name: str, schema_only: bool) -> pa.Table:
             try:
@@ -84,6 +88,11 @@ def _cited_sandbox(ctx: LakeContext, row_cap: int, time_limit: float):
             except Exception:
                 return super()._load(name, schema_only)  # the sandbox's own error
             self.snapshots[name] = snapshot.snapshot_id if snapshot else None
+            if as_of is not None and not schema_only and releases(table):
+                kept = releases_as_of(table, as_of)
+                self.releases[name] = {r.dataset_id: r.snapshot_id for r in kept}
+                data = read_as_published(self.catalog, (self.namespace, name), as_of)
+                return data
             if schema_only or snapshot is None:
                 return super()._load(name, schema_only)
             try:
@@ -95,6 +104,7 @@ def _cited_sandbox(ctx: LakeContext, row_cap: int, time_limit: float):
 
     sandbox = CitedSandbox(ctx.catalog(), ctx.namespace, row_cap=row_cap, time_limit=time_limit)
     sandbox.snapshots = {}
+    sandbox.releases = {}
     return sandbox
 
 
@@ -104,24 +114,45 @@ def run_sql(
     *,
     row_cap: int = DEFAULT_ROW_CAP,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    as_of: str | None = None,
 ) -> QueryAnswer:
-    """One read-only query on the environment's engine, with citations."""
+    """One read-only query on the environment's engine, with citations. With ``as_of``
+    (``YYYY-MM-DD``) the domain tables are read as e-Stat had published them on that day."""
     started = time.perf_counter()
+    release_snapshots: dict[str, dict[str, int]] = {}
+    if as_of is not None:
+        from estat_assets.app.releases import check_day
+
+        as_of = check_day(as_of)
     try:
         if ctx.settings.query_engine == "athena":
+            if as_of is not None:
+                raise AppError(
+                    "unsupported",
+                    "--as-of runs on the local engine; on Athena use FOR VERSION AS OF",
+                    "read the release's snapshot id from estat.<domain>_releases and query "
+                    "… FOR VERSION AS OF <snapshot_id> (docs/operations.md §8)",
+                )
             table, truncated, tables_read, snapshots, engine = _athena(ctx, sql, row_cap)
             duck_sql = sql
         else:
-            sandbox = _cited_sandbox(ctx, row_cap, time_limit)
+            sandbox = _cited_sandbox(ctx, row_cap, time_limit, as_of)
             result = sandbox.run(sql)
             table, truncated, tables_read = result.table, result.truncated, result.tables
             snapshots, engine, duck_sql = sandbox.snapshots, "duckdb (sandbox)", sql
+            release_snapshots = sandbox.releases
     except AppError:
         raise
     except Exception as exc:
         raise app_error(exc) from None
     elapsed = time.perf_counter() - started
-    citations, notes = _citations(ctx, table, tables_read, snapshots)
+    citations, notes = _citations(ctx, table, tables_read, snapshots, release_snapshots)
+    if as_of is not None:
+        notes.append(
+            f"as published on {as_of}: each dataset of "
+            f"{', '.join(sorted(release_snapshots)) or 'no table'} read from the release e-Stat "
+            "had out that day (datasets first published later are absent)"
+        )
     tables = [
         {"table": f"{ctx.namespace}.{name}", "snapshot_id": _str(snapshots.get(name))}
         for name in tables_read
@@ -167,8 +198,13 @@ def _domain_of_table(name: str, domains: list[str]) -> str | None:
 
 
 def _citations(
-    ctx: LakeContext, table: pa.Table, tables_read: tuple[str, ...] | list[str], snapshots: dict
+    ctx: LakeContext,
+    table: pa.Table,
+    tables_read: tuple[str, ...] | list[str],
+    snapshots: dict,
+    release_snapshots: dict[str, dict[str, int]] | None = None,
 ) -> tuple[list[Citation], list[str]]:
+    release_snapshots = release_snapshots or {}
     inventory = ctx.inventory()
     domains = sorted({s.name for s in ctx.domains()} | {r["domain"] for r in inventory.values()})
     notes: list[str] = []
@@ -202,7 +238,10 @@ def _citations(
         )
         for dataset in datasets:
             if inventory.get(dataset, {}).get("domain", domain) == domain:
-                wanted.append((dataset, domain, (snapshot, table_obj)))
+                kept = release_snapshots.get(name, {})
+                if name in release_snapshots and dataset not in kept:
+                    continue  # not yet published on the as-of day
+                wanted.append((dataset, domain, (kept.get(dataset, snapshot), table_obj)))
     if in_result is None and any(n in ("dataset_inventory", "ingestion_runs") for n in tables_read):
         notes.append("bookkeeping tables describe loads, not e-Stat values")
     seen = set()

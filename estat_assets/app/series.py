@@ -69,8 +69,13 @@ class Cells:
 
 
 def read_cells(
-    ctx: LakeContext, dataset_id: str, filters: Mapping[str, str | Sequence[str]] | None
+    ctx: LakeContext,
+    dataset_id: str,
+    filters: Mapping[str, str | Sequence[str]] | None,
+    as_of: str | None = None,
 ) -> Cells:
+    """The dataset's cells the filters pick, from the current snapshot, or with ``as_of`` (a day)
+    from the release e-Stat had published on that day."""
     from pyiceberg.expressions import And, EqualTo, In
 
     from estat_assets.estat.ids import check_dataset_id
@@ -83,6 +88,10 @@ def read_cells(
     domain = ctx.require_domain(dataset_id)
     table = ctx.table(domain)
     snapshot_id = current_snapshot_id(table)
+    if as_of is not None and snapshot_id is not None:
+        from estat_assets.app.releases import release_snapshot
+
+        snapshot_id = release_snapshot(ctx, domain, dataset_id, as_of)
     if ctx.inventory().get(dataset_id) is None or snapshot_id is None:
         raise AppError(
             "not_loaded",
@@ -165,12 +174,15 @@ def series(
     filters: Mapping[str, str | Sequence[str]] | None = None,
     *,
     limit: int = DEFAULT_LIMIT,
+    as_of: str | None = None,
 ) -> SeriesAnswer:
-    cells = read_cells(ctx, dataset_id, filters)
+    cells = read_cells(ctx, dataset_id, filters, as_of)
     columns, rows, fixed = tidy(cells)
     notes = []
     if not rows:
         notes.append("no cell matches these filters (the table has no value there)")
+    if as_of is not None:
+        notes.append(f"as published on {as_of}: the release e-Stat had out that day")
     units = {r["unit"] for r in rows if r.get("unit")}
     limit = max(1, int(limit))
     return SeriesAnswer(

@@ -325,3 +325,79 @@ def health_text(h: Any) -> str:
 
     lines += [CREDIT_NOTICE, CREDIT_NOTICE_EN]
     return "\n".join(lines)
+
+
+def _share(value: Any) -> str:
+    """A share or relative change as a percentage, small ones with their digits (0.0009%)."""
+    if value is None:
+        return "-"
+    pct = float(value) * 100
+    return f"{pct:.1f}%" if abs(pct) >= 0.1 or pct == 0 else f"{pct:.2g}%"
+
+
+def releases_text(r: Any) -> str:
+    """Every kept release of a dataset and what it changed (``estat-lake revisions ID``)."""
+    lines = [f"{r.stats_data_id} ({r.domain}): {len(r.releases)} kept release(s)"]
+    rows = [
+        {
+            "release (UPDATED_DATE)": e.get("updated_date"),
+            "previous": e.get("previous_updated_date") or "",
+            "rows": e.get("rows"),
+            "revised": e.get("revised") if e.get("diffed", True) else "?",
+            "added": e.get("added") if e.get("diffed", True) else "?",
+            "removed": e.get("removed") if e.get("diffed", True) else "?",
+            "revised share": _share(e.get("revised_share")),
+            "snapshot": e.get("snapshot_id"),
+        }
+        for e in r.releases
+    ]
+    if rows:
+        lines.append(table_text(rows, list(rows[0])))
+    for e in r.releases:
+        top = e.get("largest_relative_revisions") or []
+        if not top:
+            continue
+        lines.append(f"largest revisions of {e['updated_date']}:")
+        for cell in top[:5]:
+            keys = ", ".join(f"{k}={v}" for k, v in cell["keys"].items())
+            lines.append(
+                f"  {cell.get('time_name') or cell['year']} {keys}: {cell['old_value_raw']} → "
+                f"{cell['new_value_raw']} ({_share(cell['relative_change'])})"
+            )
+    for note in r.notes:
+        lines.append(f"note: {note}")
+    lines += ["", citations_text([r.citation])]
+    return "\n".join(lines)
+
+
+def compare_text(c: Any) -> str:
+    """Two releases cell by cell (``estat-lake revisions ID --compare OLD NEW``)."""
+    s = c.summary
+    lines = [
+        f"{c.stats_data_id} ({c.domain}): {c.old} → {c.new}: {s.get('revised', 0)} revised, "
+        f"{s.get('added', 0)} added, {s.get('removed', 0)} removed "
+        f"({_share(s.get('revised_share'))} of the old values revised)"
+    ]
+    if c.cells:
+        columns = [
+            k
+            for k in (
+                "kind",
+                "year",
+                "time_code",
+                "tab_code",
+                "cat01_code",
+                "area_code",
+                "old_value_raw",
+                "new_value_raw",
+                "old_annotation",
+                "new_annotation",
+            )
+            if any(cell.get(k) is not None for cell in c.cells)
+        ]
+        lines.append(table_text(c.cells, columns))
+    if c.total_cells > len(c.cells):
+        lines.append(f"… {c.total_cells - len(c.cells):,} more cells (--limit, or --json)")
+    lines += ["", "new release:", citations_text([c.citation]), "old release:"]
+    lines.append(citations_text([c.citation_old]))
+    return "\n".join(lines)

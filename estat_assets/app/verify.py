@@ -108,9 +108,11 @@ def verify(
     *,
     tolerance: float | None = None,
     relative_tolerance: float | None = None,
+    as_of: str | None = None,
 ) -> VerifyAnswer:
+    """Does ``claimed`` agree with the official value (as published on ``as_of``, if given)?"""
     value, decimals = parse_claim(claimed)
-    cells = read_cells(ctx, dataset_id, filters)
+    cells = read_cells(ctx, dataset_id, filters, as_of)
     columns, rows, fixed = tidy(cells)
     rounding = 0.5 * 10 ** (-decimals)
     allowed = max(

@@ -60,26 +60,37 @@ def launched_as(run: dg.DagsterRun) -> str:
     return "asset materialization"
 
 
+# Dagster's own wrappers around the error a step really failed with.
+WRAPPERS = frozenset(
+    {
+        "DagsterExecutionStepExecutionError",
+        "DagsterMaxRetriesExceededError",
+        "RetryRequestedFromPolicy",
+        "DagsterUserCodeExecutionError",
+    }
+)
+
+
 def failure_cause(event: dg.DagsterEvent) -> str:
-    """The first real cause of a step failure: our typed error's one line, not Dagster's
-    retry bookkeeping."""
+    """The first real cause of a step failure, in one line: our typed error's description (a
+    ``Failure``), else the innermost error that is not Dagster's wrapper or retry bookkeeping
+    (``TypeError: …``, not "Error occurred while executing op" or "Exceeded max_retries")."""
     data = event.step_failure_data
     if data is None:
         return "step failed"
     user = data.user_failure_data
     if user is not None and user.description:
-        return user.description.strip()
+        return " ".join(user.description.split())
     error = data.error
-    messages = []
+    chain = []
     while error is not None:
-        messages.append((error.cls_name or "", error.message.strip()))
+        chain.append(error)
         error = error.cause or getattr(error, "context", None)
-    for cls_name, message in messages:
-        if cls_name not in ("DagsterMaxRetriesExceededError", "RetryRequestedFromPolicy") and (
-            "Exceeded max_retries" not in message
-        ):
-            return message
-    return messages[0][1] if messages else "step failed"
+    for e in chain:
+        if (e.cls_name or "") not in WRAPPERS and "Exceeded max_retries" not in e.message:
+            lines = [line for line in e.message.strip().splitlines() if line.strip()]
+            return lines[0] if lines else (e.cls_name or "error")
+    return " ".join(chain[0].message.split())[:300] if chain else "step failed"
 
 
 def build_manifest(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict[str, Any] | None:
