@@ -11,7 +11,6 @@ queued run's id from ``load_dataset`` and ``load_status`` follows it.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -21,17 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from estat_assets_tests import devserver
 from estat_assets_tests.app.conftest import write_domains
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def ui_check():
-    spec = importlib.util.spec_from_file_location("ui_check", ROOT / "scripts" / "ui_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -52,7 +45,7 @@ def test_load_goes_through_the_daemon_and_mcp_returns_its_run_ids(tmp_path, emul
 
     from estat_assets.app.load import Webserver
 
-    ui = ui_check()
+    ui = devserver
     home = tmp_path / "home"
     env = ui.lake_env(home, emulator.api_base, write_domains(tmp_path))
     env = {k: v for k, v in env.items() if k not in ("ESTAT_RAW_RETRY_DELAY",)}

@@ -12,23 +12,16 @@ Dagster's tags), and the audit sensor's ``estat.ingestion_runs`` rows and the
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from estat_assets.instance import DATASET_TAG, DOMAIN_TAG
+from estat_assets_tests import devserver
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = {"0000020202": 10, "0003065345": 3}  # recorded tables and their rows
 LAYERS = ["class_codes", "conformed", "raw", "table"]
-
-
-def ui_check():
-    spec = importlib.util.spec_from_file_location("ui_check", ROOT / "scripts" / "ui_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -42,7 +35,7 @@ def domains_file(tmp_path) -> Path:
 
 @pytest.mark.slow
 def test_asset_backfill_of_two_datasets_is_one_run_each(tmp_path, emulator, domains_file) -> None:
-    ui = ui_check()
+    ui = devserver
     home = tmp_path / "home"
     env = ui.lake_env(home, emulator.api_base, domains_file)
     dagster_home = ui.prepare_home(env)

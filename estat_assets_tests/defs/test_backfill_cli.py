@@ -21,7 +21,8 @@ import pytest
 
 from estat_assets.instance import DATASET_TAG, DOMAIN_TAG
 from estat_assets.runner import open_instance
-from estat_assets_tests.defs.test_backfill import ROOT, ui_check
+from estat_assets_tests import devserver
+from estat_assets_tests.defs.test_backfill import ROOT
 
 BIN = Path(sys.executable).parent
 DATASETS = {"0000020202": 10, "0003065345": 3}
@@ -50,7 +51,7 @@ def _stop_group(proc: subprocess.Popen) -> None:
 def test_job_backfill_from_the_cli_queues_one_run_per_dataset_and_the_daemon_runs_them(
     tmp_path, emulator
 ) -> None:
-    ui = ui_check()
+    ui = devserver
     domains = tmp_path / "domains.yaml"
     domains.write_text(
         "domains:\n  population:\n    datasets: ['0000020202', '0003065345']\n", encoding="utf-8"

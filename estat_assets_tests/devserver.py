@@ -1,33 +1,20 @@
-"""UI smoke check (``make ui-check``, not part of ``make test``).
+"""A real ``dagster dev`` for tests and the UI check: started, driven over GraphQL, stopped.
 
-Starts the bundled e-Stat emulator and ``dagster dev`` (webserver + daemon) on 127.0.0.1 with a
-throwaway ESTAT_LAKE_HOME whose Dagster home is laid out by ``estat_assets.runner.open_instance``
-(the packaged ``dagster.yaml``: ``EstatRunCoordinator``, queued runs, pools), adds the datasets of
-one domain as partitions, launches an asset backfill of the domain's assets through GraphQL
-``launchPartitionBackfill`` (partition keys are statsDataIds: one run loads one e-Stat table),
-waits until every run succeeded and the audit sensor recorded them in ``estat.ingestion_runs``,
-then saves headless Chromium screenshots of the asset graph, an asset-check page, the partitions
-of the Iceberg table and the runs list into ``docs/``. Everything it started is stopped: the
-emulator, and ``dagster dev`` with its whole process group.
-
-    .venv/bin/python scripts/ui_check.py [--domain population] [--datasets 0000020202] [--keep]
-
-The helpers (``prepare_home``, ``DagsterDev``, ``launch_*_backfill``, ``wait_for_backfill``,
-``query_lake``) are also used by ``estat_assets_tests/defs/test_backfill*.py``.
+``DagsterDev`` runs ``dagster dev -w workspace.yaml`` on 127.0.0.1 in its own process group with
+a throwaway ESTAT_LAKE_HOME whose Dagster home is laid out by ``estat_assets.runner.open_instance``
+(the packaged ``dagster.yaml``: ``EstatRunCoordinator``, queued runs, pools); helpers launch asset
+and job backfills (partition keys are statsDataIds) and wait for their runs and audit rows. Used
+by ``defs/test_backfill*.py``, ``app/test_load_daemon.py`` and ``ui_check.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -35,17 +22,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from estat_assets_tests.servers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 LOCATION = "estat_lake"
 REPOSITORY = "__repository__"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def lake_env(
@@ -259,13 +242,48 @@ def launch_job_backfill(dev: DagsterDev, job: str, datasets: list[str]) -> str:
     )
 
 
-def launch_asset_backfill(dev: DagsterDev, asset_keys: list[list[str]], datasets: list[str]):
+def launch_asset_backfill(
+    dev: DagsterDev,
+    asset_keys: list[list[str]],
+    datasets: list[str],
+    tags: Mapping[str, str] | None = None,
+):
     """An asset backfill, as the UI's "Materialize selected" → partitions dialog launches it:
     the partition keys are statsDataIds (one partition = one e-Stat table)."""
-    return _launch(
-        dev,
-        {"assetSelection": [{"path": k} for k in asset_keys], "partitionNames": datasets},
+    params: dict[str, Any] = {
+        "assetSelection": [{"path": k} for k in asset_keys],
+        "partitionNames": datasets,
+    }
+    if tags:
+        params["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
+    return _launch(dev, params)
+
+
+def start_sensor(dev: DagsterDev, name: str) -> str:
+    """Turn a sensor on (what its toggle in the UI does); returns its status."""
+    data = dev.graphql(
+        "mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename"
+        " ... on Sensor { sensorState { status } } ... on PythonError { message } } }",
+        {
+            "s": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": REPOSITORY,
+                "sensorName": name,
+            }
+        },
+    )["startSensor"]
+    if data["__typename"] != "Sensor":
+        raise RuntimeError(f"sensor {name} not started: {data}")
+    return data["sensorState"]["status"]
+
+
+def runs_tagged(dev: DagsterDev, key: str, value: str) -> list[dict]:
+    data = dev.graphql(
+        "query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results {"
+        " runId status jobName tags { key value } } } } }",
+        {"f": {"tags": [{"key": key, "value": value}]}},
     )
+    return data["runsOrError"]["results"]
 
 
 def group_asset_keys(dev: DagsterDev, group: str) -> list[list[str]]:
@@ -342,46 +360,6 @@ def wait_for_backfill(
         ) from None
 
 
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def screenshot(url: str, out: Path, profile: Path, size: str = "1600,1000") -> Path:
-    """A headless Chromium screenshot (virtual time, or the PNG is blank)."""
-    browser = chromium()
-    if browser is None:
-        raise RuntimeError("no chromium: apt-get install -y chromium")
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=8000",
-            f"--window-size={size}",
-            f"--screenshot={out}",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    if not out.exists() or out.stat().st_size < 10_000:
-        raise RuntimeError(f"{out}: screenshot missing or blank")
-    return out
-
-
 def query_lake(env: Mapping[str, str], sql: str) -> list[dict]:
     """Rows of a query on the lake of ``env`` (DuckDB locally); [] while a table is missing."""
     from estat_assets.defs.resources import build_resources
@@ -394,73 +372,3 @@ def query_lake(env: Mapping[str, str], sql: str) -> list[dict]:
         if "no table" in str(exc):
             return []
         raise
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--domain", default="population")
-    parser.add_argument("--datasets", nargs="+", default=["0000020202"])
-    parser.add_argument("--out", default=str(ROOT / "docs"))
-    parser.add_argument("--keep", action="store_true", help="keep the temporary lake home")
-    args = parser.parse_args(argv)
-
-    from estat_emulator import EmulatorServer, TableStore
-
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    home = Path(tempfile.mkdtemp(prefix="estat-ui-check-"))
-    started = time.monotonic()
-    try:
-        with EmulatorServer(TableStore.default(), host="127.0.0.1", port=0) as emulator:
-            env = lake_env(home, emulator.api_base)
-            prepare_home(env)
-            register_datasets(env, args.domain, args.datasets)
-            with DagsterDev(env, home / "dagster-dev.log") as dev:
-                print(f"dagster dev ready on {dev.url} ({time.monotonic() - started:.0f} s)")
-                keys = group_asset_keys(dev, args.domain)
-                backfill = launch_asset_backfill(dev, keys, args.datasets)
-                print(f"backfill {backfill}: {len(keys)} assets × {len(args.datasets)} datasets")
-                runs = wait_for_backfill(dev, backfill, len(args.datasets))
-                bad = [r for r in runs if r["status"] != "SUCCESS"]
-                if bad:
-                    print(f"FAILED runs: {bad}\n{dev.tail()}", file=sys.stderr)
-                    return 1
-                print(f"{len(runs)} runs succeeded ({time.monotonic() - started:.0f} s)")
-                wait_for(
-                    lambda: (
-                        len(
-                            query_lake(
-                                env,
-                                "SELECT run_id FROM estat.ingestion_runs "
-                                f"WHERE backfill_id = '{backfill}' AND status = 'SUCCESS'",
-                            )
-                        )
-                        >= len(runs)
-                    ),
-                    120,
-                    "ingestion_runs rows of the backfill",
-                )
-                print("ingestion_runs has the backfill's runs")
-                profile = home / "chrome"
-                group = f"{dev.url}/locations/{LOCATION}/asset-groups/{args.domain}/lineage"
-                shots = {
-                    "ui-asset-graph.png": group,
-                    "ui-asset-checks.png": f"{dev.url}/assets/{args.domain}/conformed?view=checks",
-                    "ui-partitions.png": f"{dev.url}/assets/{args.domain}/table?view=partitions",
-                    "ui-runs.png": f"{dev.url}/runs",
-                }
-                for name, url in shots.items():
-                    path = screenshot(url, out_dir / name, profile)
-                    print(f"screenshot {path} ({path.stat().st_size:,} bytes) of {url}")
-    finally:
-        if args.keep:
-            print(f"kept {home}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
-    print(f"ui-check passed in {time.monotonic() - started:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    sys.exit(main())
