@@ -39,8 +39,10 @@ validate: install
 dev: install
 	DEV_PORT=$(DEV_PORT) bash scripts/dev.sh
 
+# Benchmarks (docs/benchmarks.md): fetch, conform, e2e; `make bench BENCH=e2e` runs one. e2e puts
+# the dlt peer in its own venv, $(ESTAT_LAKE_HOME)/bench-peer-venv (pip, first run only).
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 # UI smoke test (not part of `make test`): webserver + daemon, a GraphQL backfill, screenshots in
 # docs/. Needs Debian's chromium (installed here if missing).

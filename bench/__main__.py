@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ORDER = ("fetch", "conform")
+ORDER = ("fetch", "conform", "e2e")
 
 
 def main(argv: list[str]) -> int:

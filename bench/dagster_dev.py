@@ -1,0 +1,321 @@
+"""``dagster dev`` for ``bench/e2e.py``: webserver + daemon on loopback, launches, run timings.
+
+The approach of the UI check the backfill tests use, kept apart so that the benchmark depends
+on no test code: ``dagster dev -w workspace.yaml -h 127.0.0.1`` in its own
+process group with a throwaway ``ESTAT_LAKE_HOME`` (its Dagster home laid out by
+``runner.open_instance``: the packaged ``dagster.yaml``), launches through GraphQL as the UI makes
+them, and ``stop()`` that kills the whole group (webserver, daemon, code server, run workers).
+
+Timings come from the instance's own records (run record and event log), read from the same
+SQLite storage the daemon writes, so the poll interval of the benchmark never enters a figure.
+While a run executes, ``RssSampler`` samples the resident memory of the run worker processes
+every 0.1 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+LOCATION = "estat_lake"
+REPOSITORY = "__repository__"
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _default_signals() -> None:
+    # A background job inherits SIGINT=ignored from a non-interactive shell, and Dagster maps
+    # TERM onto its INT handler: without this `dagster dev` ignores both.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """SIGTERM to the process group ``proc`` leads (started with ``start_new_session``), a
+    grace period, then SIGKILL to whatever of the group is left."""
+    pgid = proc.pid
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and group_alive(pgid):
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(10)
+
+
+class DagsterDev:
+    """``dagster dev`` on 127.0.0.1:<free port>, in its own process group."""
+
+    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.env = dict(env)
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+        self._out: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> DagsterDev:
+        self._out = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "dagster"),
+                "dev",
+                "-w",
+                str(ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_signals,
+        )
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self.proc = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            data = json.loads(resp.read())
+        if data.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {data['errors']}")
+        return data["data"]
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """The code location loaded and every daemon healthy (the UI usable, runs launchable)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"dagster dev exited: {self.tail()}")
+            try:
+                data = self.graphql(
+                    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus"
+                    " locationOrLoadError { __typename ... on PythonError { message } } } } }"
+                    " instance { daemonHealth { allDaemonStatuses { daemonType healthy"
+                    " required } } } }",
+                    timeout=10,
+                )
+                entries = data["workspaceOrError"]["locationEntries"]
+                for e in entries:
+                    if (e.get("locationOrLoadError") or {}).get("__typename") == "PythonError":
+                        raise RuntimeError(f"code location failed: {e['locationOrLoadError']}")
+                loaded = any(e["loadStatus"] == "LOADED" for e in entries)
+                daemons = data["instance"]["daemonHealth"]["allDaemonStatuses"]
+                healthy = all(d["healthy"] for d in daemons if d["required"])
+                if loaded and daemons and healthy:
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"dagster dev not ready in {timeout:.0f} s: {self.tail()}")
+
+    # ---- launches, as the UI makes them ------------------------------------------------------
+
+    def group_asset_keys(self, group: str) -> list[list[str]]:
+        data = self.graphql(
+            "query($g: AssetGroupSelector!) { assetNodes(group: $g) { assetKey { path } } }",
+            {
+                "g": {
+                    "groupName": group,
+                    "repositoryName": REPOSITORY,
+                    "repositoryLocationName": LOCATION,
+                }
+            },
+        )
+        return sorted(n["assetKey"]["path"] for n in data["assetNodes"])
+
+    def launch_asset_backfill(
+        self, keys: list[list[str]], partitions: list[str], tags: Mapping[str, str] | None = None
+    ) -> str:
+        """``launchPartitionBackfill`` of the assets × partitions (the UI's "Materialize" with
+        a partition selection, launched as a backfill); ``tags`` go to every run."""
+        params: dict[str, Any] = {
+            "assetSelection": [{"path": k} for k in keys],
+            "partitionNames": partitions,
+        }
+        if tags:
+            params["tags"] = [{"key": k, "value": v} for k, v in tags.items()]
+        out = self.graphql(
+            "mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams:"
+            " $params) { __typename ... on LaunchBackfillSuccess { backfillId }"
+            " ... on PythonError { message } ... on InvalidSubsetError { message } } }",
+            {"params": params},
+        )["launchPartitionBackfill"]
+        if out["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(f"backfill not launched: {out}")
+        return out["backfillId"]
+
+    def launch_run(
+        self, keys: list[list[str]], partition: str, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """``launchPipelineExecution`` of the implicit asset job for one partition: what the
+        UI's launch dialog does when one partition is selected (no backfill)."""
+        all_tags = {"dagster/partition": partition, **(tags or {})}
+        out = self.graphql(
+            "mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) {"
+            " __typename ... on LaunchRunSuccess { run { runId } }"
+            " ... on PythonError { message } ... on InvalidSubsetError { message }"
+            " ... on RunConfigValidationInvalid { errors { message } } } }",
+            {
+                "p": {
+                    "selector": {
+                        "repositoryLocationName": LOCATION,
+                        "repositoryName": REPOSITORY,
+                        "pipelineName": "__ASSET_JOB",
+                        "assetSelection": [{"path": k} for k in keys],
+                    },
+                    "mode": "default",
+                    "executionMetadata": {
+                        "tags": [{"key": k, "value": v} for k, v in all_tags.items()]
+                    },
+                }
+            },
+        )["launchPipelineExecution"]
+        if out["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"run not launched: {out}")
+        return out["run"]["runId"]
+
+    def backfill_runs(self, backfill_id: str) -> list[dict]:
+        data = self.graphql(
+            "query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results {"
+            " runId status } } } }",
+            {"f": {"tags": [{"key": "dagster/backfill", "value": backfill_id}]}},
+        )
+        return data["runsOrError"]["results"]
+
+    def run_status(self, run_id: str) -> str:
+        data = self.graphql(
+            "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id}
+        )
+        return (data["runOrError"] or {}).get("status", "")
+
+    def wait_backfill_run(self, backfill_id: str, timeout: float) -> dict:
+        """The single run of a one-partition backfill, once it has ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.backfill_runs(backfill_id)
+            if runs and all(r["status"] in TERMINAL for r in runs):
+                if len(runs) != 1:
+                    raise RuntimeError(f"backfill {backfill_id}: {len(runs)} runs, expected 1")
+                return runs[0]
+            time.sleep(0.5)
+        raise TimeoutError(f"backfill {backfill_id} not done in {timeout:.0f} s: {self.tail()}")
+
+    def wait_run(self, run_id: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.run_status(run_id)
+            if status in TERMINAL:
+                return {"runId": run_id, "status": status}
+            time.sleep(0.5)
+        raise TimeoutError(f"run {run_id} not done in {timeout:.0f} s: {self.tail()}")
+
+
+class RssSampler:
+    """Peak RSS of the run workers of a process group, sampled: under ``dagster dev`` the code
+    server starts each run in a ``multiprocessing`` spawn child (``dagster api execute_run``
+    elsewhere)."""
+
+    def __init__(self, pgid: int, every: float = 0.1) -> None:
+        self.pgid = pgid
+        self.every = every
+        self.peak: dict[int, int] = {}
+        self.created: dict[int, float] = {}  # pid → process start (epoch seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _loop(self) -> None:
+        import psutil
+
+        workers: dict[int, psutil.Process] = {}
+        while not self._stop.is_set():
+            for proc in psutil.process_iter(["pid", "cmdline"]):
+                if proc.pid in workers:
+                    continue
+                with contextlib.suppress(psutil.Error, OSError):
+                    cmd = " ".join(proc.info["cmdline"] or ())
+                    is_worker = "execute_run" in cmd or "multiprocessing.spawn" in cmd
+                    if is_worker and os.getpgid(proc.pid) == self.pgid:
+                        workers[proc.pid] = proc
+                        self.created[proc.pid] = proc.create_time()
+            for pid, proc in list(workers.items()):
+                try:
+                    rss = proc.memory_info().rss
+                except psutil.Error:
+                    workers.pop(pid)
+                    continue
+                self.peak[pid] = max(self.peak.get(pid, 0), rss)
+            self._stop.wait(self.every)
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.peak.values(), default=0) / 2**20
