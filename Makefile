@@ -44,11 +44,13 @@ dev: install
 bench: install
 	$(BIN)/python -m bench $(BENCH)
 
-# UI smoke test (not part of `make test`): webserver + daemon, a GraphQL backfill, screenshots in
-# docs/. Needs Debian's chromium (installed here if missing).
+# UI check (optional, not part of `make test`): emulator + dagster dev, a backfill, a release the
+# sensor loads, a refused load, screenshots into docs/. Needs Debian's chromium and a Japanese font
+# (installed here with apt when missing: Debian's registry, not PyPI).
 ui-check: install
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
-	$(BIN)/python scripts/ui_check.py
+	command -v chromium >/dev/null && fc-list | grep -qi "Noto.*CJK" || \
+	  (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
+	$(BIN)/python -m estat_assets_tests.ui_check
 
 clean:
 	rm -rf $(ESTAT_LAKE_HOME)

@@ -4,11 +4,12 @@ Starts the bundled e-Stat emulator and ``dagster dev`` on 127.0.0.1 with a throw
 ESTAT_LAKE_HOME (``devserver.py``), then does what a user does and photographs it:
 
 1. an asset backfill of the population tables 0000020202 and 9900000007 (one run per table);
-2. e-Stat republishes 0000020202 today with three fiscal years revised; the population release
-   sensor, switched on as in the UI, loads the new release and ``population/revisions`` records
-   what changed (its ``revision_share`` check fails: 30 % of the past values were revised);
-3. 9900000007 comes back with cells missing in the same release: its load is refused by the
-   shrink guard (a failed run, the lake untouched).
+2. 9900000007 comes back with cells missing in the same release: its load is refused by the
+   shrink guard (a failed run, the lake untouched);
+3. e-Stat republishes 0000020202 today with three fiscal years revised; the population release
+   sensor, switched on as in the UI, loads the new release (and the declared tables never
+   loaded) and ``population/revisions`` records what changed (its ``revision_share`` check
+   fails: 30 % of the past values were revised).
 
 Headless Chromium (Debian's ``chromium`` and ``fonts-noto-cjk`` for the Japanese labels) saves
 the asset lineage, the checks, the partitions, the runs and the failed run into ``docs/``.
@@ -48,6 +49,15 @@ from estat_assets_tests.devserver import (
 DOMAIN = "population"
 TABLES = ["0000020202", "9900000007"]
 JST = timezone(timedelta(hours=9))
+DOMAINS = """\
+domains:
+  population:
+    title: 人口・社会 (population and society)
+    datasets: ["0000020202", "9900000007"]
+    surveys: ["00200502"]
+    fields: ["02"]
+    cycle: annual
+"""
 
 
 def chromium() -> str | None:
@@ -114,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with EmulatorServer(TableStore.default(), host="127.0.0.1", port=0) as emulator:
-            env = lake_env(home, emulator.api_base, ESTAT_RELEASE_SENSOR_INTERVAL="5")
+            domains = home / "domains.yaml"  # the packaged population domain, these tables only
+            domains.write_text(DOMAINS, encoding="utf-8")
+            env = lake_env(home, emulator.api_base, domains, ESTAT_RELEASE_SENSOR_INTERVAL="5")
             prepare_home(env)
             register_datasets(env, DOMAIN, TABLES)
             with DagsterDev(env, home / "dagster-dev.log") as dev:
@@ -126,6 +138,22 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"FAILED runs: {runs}\n{dev.tail()}", file=sys.stderr)
                     return 1
                 say(f"backfill {backfill}: {len(runs)} runs succeeded")
+
+                current = query_lake(
+                    env,
+                    "SELECT updated_date FROM estat.dataset_inventory "
+                    "WHERE dataset_id = '9900000007'",
+                )[0]["updated_date"]
+                republish(
+                    emulator.url,
+                    statsDataId="9900000007",
+                    updated_date=current,
+                    perturb=False,
+                    remove_cells=[{"area": ["13000", "27000"]}],
+                )
+                refused = launch_asset_backfill(dev, keys, ["9900000007"])
+                failed = wait_for_backfill(dev, refused, 1)[0]
+                say(f"same-release shrink: run {failed['runId']} {failed['status']}")
 
                 today = datetime.now(JST).date().isoformat()
                 republish(
@@ -147,21 +175,6 @@ def main(argv: list[str] | None = None) -> int:
                 )[0]
                 say(f"release run {release['runId']}: {release['status']}")
 
-                current = query_lake(
-                    env,
-                    "SELECT updated_date FROM estat.dataset_inventory "
-                    "WHERE dataset_id = '9900000007'",
-                )[0]["updated_date"]
-                republish(
-                    emulator.url,
-                    statsDataId="9900000007",
-                    updated_date=current,
-                    perturb=False,
-                    remove_cells=[{"area": ["13000", "27000"]}],
-                )
-                refused = launch_asset_backfill(dev, keys, ["9900000007"])
-                failed = wait_for_backfill(dev, refused, 1)[0]
-                say(f"same-release shrink: run {failed['runId']} {failed['status']}")
                 if failed["status"] != "FAILURE" or release["status"] != "SUCCESS":
                     print(dev.tail(), file=sys.stderr)
                     return 1
@@ -171,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                 shots = {
                     "ui-asset-graph.png": group,
                     "ui-asset-checks.png": f"{dev.url}/assets/{DOMAIN}/revisions?view=checks",
-                    "ui-partitions.png": f"{dev.url}/assets/{DOMAIN}/table?view=partitions",
+                    "ui-partitions.png": (
+                        f"{dev.url}/assets/{DOMAIN}/table?view=partitions&partition=0000020202"
+                    ),
                     "ui-runs.png": f"{dev.url}/runs",
                     "ui-failed-run.png": f"{dev.url}/runs/{failed['runId']}",
                 }
