@@ -25,7 +25,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-# The tests that start no server or Dagster process beyond the in-process ones (under a minute).
+# The unit tests: no Dagster job, no lake load, no server beyond the emulator (about a minute).
 test-fast: install
 	$(BIN)/pytest -m "not slow" -q
 
