@@ -14,9 +14,7 @@ from collections.abc import Mapping
 import orjson
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table
-from pyiceberg.transforms import IdentityTransform
 
 from estat_assets.estat.models import TableMetadata
 from estat_assets.lake.iceberg import (
@@ -25,8 +23,7 @@ from estat_assets.lake.iceberg import (
     align,
     commit_overwrite,
     dataset_filter,
-    ensure_created,
-    iceberg_schema,
+    ensure_dataset_table,
     last_write,
 )
 
@@ -53,16 +50,7 @@ def class_codes_name(domain: str) -> str:
 
 
 def ensure_class_codes_table(catalog: Catalog, identifier: tuple[str, str]) -> Table:
-    schema = iceberg_schema(CLASS_CODES_SCHEMA)
-    spec = PartitionSpec(
-        PartitionField(
-            source_id=schema.find_field("dataset_id").field_id,
-            field_id=1000,
-            transform=IdentityTransform(),
-            name="dataset_id",
-        )
-    )
-    return ensure_created(catalog, identifier, schema, spec)
+    return ensure_dataset_table(catalog, identifier, CLASS_CODES_SCHEMA)
 
 
 def class_codes_rows(dataset_id: str, meta: TableMetadata, run_id: str = "") -> pa.Table:

@@ -137,6 +137,22 @@ def _evolve(catalog: Catalog, table: Table) -> Table:
     return table
 
 
+def ensure_dataset_table(
+    catalog: Catalog, identifier: tuple[str, str], schema: pa.Schema | Schema
+) -> Table:
+    """Load or create a table partitioned by ``dataset_id`` alone (class codes, revisions)."""
+    schema = schema if isinstance(schema, Schema) else iceberg_schema(schema)
+    spec = PartitionSpec(
+        PartitionField(
+            source_id=schema.find_field("dataset_id").field_id,
+            field_id=1000,
+            transform=IdentityTransform(),
+            name="dataset_id",
+        )
+    )
+    return ensure_created(catalog, identifier, schema, spec)
+
+
 def ensure_table(catalog: Catalog, namespace: str, name: str, location: str | None = None) -> Table:
     """Load ``namespace.name``, creating namespace and table on first use (race-safe)."""
     identifier = (namespace, name)
@@ -260,22 +276,72 @@ def write_data_file(
     needed ~10× the table for a million rows); statistics, partition values and the commit are
     pyiceberg's (``add_files``). Every row must be of the slice.
     """
-    path = (
-        f"{table.location().rstrip('/')}/data/dataset_id={dataset_id}/year={int(year)}/"
-        f"{uuid.uuid4().hex}.parquet"
+    return write_parquet_file(
+        table,
+        batches,
+        f"dataset_id={dataset_id}/year={int(year)}",
+        check=lambda part: _check_slices(part, dataset_id, {int(year)}),
     )
+
+
+def write_parquet_file(
+    table: Table,
+    batches: Iterable[pa.Table | pa.RecordBatch],
+    partition_dir: str,
+    check: Callable[[pa.Table], None] = lambda _: None,
+) -> str:
+    """One Parquet data file under ``<table location>/data/<partition_dir>/``, for ``add_files``:
+    the table's columns without field ids (the name mapping), a row group at a time."""
+    path = f"{table.location().rstrip('/')}/data/{partition_dir}/{uuid.uuid4().hex}.parquet"
     schema = _file_schema(table)
-    output = table.io.new_output(path)
     with (
-        output.create(overwrite=False) as stream,
+        table.io.new_output(path).create(overwrite=False) as stream,
         pq.ParquetWriter(stream, schema, compression="zstd") as writer,
     ):
         for batch in batches:
             part = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-            _check_slices(part, dataset_id, {int(year)})
+            check(part)
             for start in range(0, part.num_rows, ROW_GROUP_ROWS):
                 writer.write_table(align(part.slice(start, ROW_GROUP_ROWS), schema))
     return path
+
+
+def commit_files(
+    catalog: Catalog,
+    identifier: tuple[str, str],
+    row_filter: BooleanExpression,
+    paths: Sequence[str],
+    snapshot_properties: Mapping[str, str] | None = None,
+    what: str = "",
+) -> Table:
+    """Delete the rows matching ``row_filter`` and add the data files ``paths`` in ONE commit.
+
+    The files are written beforehand, so a lost race is retried on a fresh table with the same
+    files: the last writer wins cleanly and no one's rows are duplicated.
+    """
+    props = {k: str(v) for k, v in (snapshot_properties or {}).items()}
+    last: Exception | None = None
+    for attempt in range(COMMIT_ATTEMPTS):
+        table = catalog.load_table(identifier)
+        mapping = table.schema().name_mapping.model_dump_json()
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                with table.transaction() as tx:
+                    if table.properties.get(NAME_MAPPING) != mapping:
+                        tx.set_properties(**{NAME_MAPPING: mapping})
+                    tx.delete(row_filter, snapshot_properties=props)
+                    if paths:
+                        tx.add_files(
+                            list(paths), snapshot_properties=props, check_duplicate_files=False
+                        )
+            return catalog.load_table(identifier)
+        except RETRYABLE_COMMIT_ERRORS as exc:
+            last = exc
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise RuntimeError(
+        f"could not commit {'.'.join(identifier)} {what} after {COMMIT_ATTEMPTS} attempts: {last}"
+    )
 
 
 def replace_slices(
@@ -295,8 +361,6 @@ def replace_slices(
     is retried on a fresh table with the files already written.
     """
     allowed = None if years is None else {int(y) for y in years}
-    props = {k: str(v) for k, v in (snapshot_properties or {}).items()}
-    row_filter = dataset_filter(dataset_id, years)
     table = catalog.load_table(identifier)
     paths = []
     for part in data():
@@ -309,26 +373,13 @@ def replace_slices(
         for year in sorted(pc.unique(part.column("year")).to_pylist()) if part.num_rows else []:
             rows = part.filter(pc.equal(part.column("year"), year))
             paths.append(write_data_file(table, [rows], dataset_id, year))
-    last: Exception | None = None
-    for attempt in range(COMMIT_ATTEMPTS):
-        table = catalog.load_table(identifier)
-        mapping = table.schema().name_mapping.model_dump_json()
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                with table.transaction() as tx:
-                    if table.properties.get(NAME_MAPPING) != mapping:
-                        tx.set_properties(**{NAME_MAPPING: mapping})
-                    tx.delete(row_filter, snapshot_properties=props)
-                    if paths:
-                        tx.add_files(paths, snapshot_properties=props, check_duplicate_files=False)
-            return catalog.load_table(identifier)
-        except RETRYABLE_COMMIT_ERRORS as exc:
-            last = exc
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise RuntimeError(
-        f"could not commit {'.'.join(identifier)} dataset {dataset_id} after {COMMIT_ATTEMPTS} "
-        f"attempts: {last}"
+    return commit_files(
+        catalog,
+        identifier,
+        dataset_filter(dataset_id, years),
+        paths,
+        snapshot_properties,
+        what=f"dataset {dataset_id}",
     )
 
 

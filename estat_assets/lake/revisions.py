@@ -23,9 +23,6 @@ Everything is columnar: keys are joined into one string per row and matched with
 
 from __future__ import annotations
 
-import time
-import uuid
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,31 +31,24 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import And, BooleanExpression, EqualTo
-from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table
-from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import DateType, DoubleType, IntegerType, LongType, StringType, TimestamptzType
 
 from estat_assets.estat.shape import AXES
 from estat_assets.lake.history import snapshot_before_release, snapshots
 from estat_assets.lake.iceberg import (
-    COMMIT_ATTEMPTS,
-    NAME_MAPPING,
     PROP_DATASET,
     PROP_RUN,
     PROP_UPDATED,
-    RETRYABLE_COMMIT_ERRORS,
-    ROW_GROUP_ROWS,
-    _file_schema,
-    align,
-    ensure_created,
+    commit_files,
+    ensure_dataset_table,
     ensure_plain_table,
     fields_schema,
     replace_rows,
+    write_parquet_file,
 )
 from estat_assets.lake.releases import (
     Release,
@@ -134,16 +124,7 @@ def revisions_schema():
 
 
 def ensure_revisions_table(catalog: Catalog, identifier: tuple[str, str]) -> Table:
-    schema = revisions_schema()
-    spec = PartitionSpec(
-        PartitionField(
-            source_id=schema.find_field("dataset_id").field_id,
-            field_id=1000,
-            transform=IdentityTransform(),
-            name="dataset_id",
-        )
-    )
-    return ensure_created(catalog, identifier, schema, spec)
+    return ensure_dataset_table(catalog, identifier, revisions_schema())
 
 
 # ---------------------------------------------------------------------- the diff
@@ -492,20 +473,6 @@ def _release_filter(dataset_id: str, column: str, updated_date: str):
     return And(EqualTo("dataset_id", dataset_id), EqualTo(column, updated_date))
 
 
-def _write_rows(table: Table, rows: pa.Table, dataset_id: str) -> str:
-    """One Parquet data file of the dataset's partition, written with pyarrow a row group at a
-    time (pyiceberg's own writer holds ~10x the rows in memory)."""
-    path = f"{table.location().rstrip('/')}/data/dataset_id={dataset_id}/{uuid.uuid4().hex}.parquet"
-    schema = _file_schema(table)
-    with (
-        table.io.new_output(path).create(overwrite=False) as stream,
-        pq.ParquetWriter(stream, schema, compression="zstd") as writer,
-    ):
-        for start in range(0, rows.num_rows, ROW_GROUP_ROWS):
-            writer.write_table(align(rows.slice(start, ROW_GROUP_ROWS), schema))
-    return path
-
-
 def replace_release_rows(
     catalog: Catalog,
     identifier: tuple[str, str],
@@ -518,28 +485,9 @@ def replace_release_rows(
     ONE commit: delete + add the file written beforehand; a lost race is retried on a fresh
     table with the same file, so a rerun or a concurrent writer never duplicates."""
     table = catalog.load_table(identifier)
-    path = _write_rows(table, rows, dataset_id) if rows.num_rows else None
-    props = {k: str(v) for k, v in snapshot_properties.items()}
-    last: Exception | None = None
-    for attempt in range(COMMIT_ATTEMPTS):
-        table = catalog.load_table(identifier)
-        mapping = table.schema().name_mapping.model_dump_json()
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                with table.transaction() as tx:
-                    if table.properties.get(NAME_MAPPING) != mapping:
-                        tx.set_properties(**{NAME_MAPPING: mapping})
-                    tx.delete(row_filter, snapshot_properties=props)
-                    if path is not None:
-                        tx.add_files([path], snapshot_properties=props, check_duplicate_files=False)
-            return catalog.load_table(identifier)
-        except RETRYABLE_COMMIT_ERRORS as exc:
-            last = exc
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise RuntimeError(
-        f"could not commit {'.'.join(identifier)} rows of {dataset_id} after {COMMIT_ATTEMPTS} "
-        f"attempts: {last}"
+    paths = [write_parquet_file(table, [rows], f"dataset_id={dataset_id}")] if rows.num_rows else []
+    return commit_files(
+        catalog, identifier, row_filter, paths, snapshot_properties, what=f"rows of {dataset_id}"
     )
 
 
