@@ -3,7 +3,7 @@
 Everything reads the same e-Stat emulator, which runs in its own process (its memory and GIL
 are not the loader's): the bundled tables plus some generated here: ``9910000010`` (10,000,000
 cells: the spec of ``9900000001`` with a ``cat02`` of 10 codes, 50 years of 200,000 rows) and
-copies of ``9900000001``, ``9900000002`` and ``9900020202`` under ids ``991…`` (the same specs),
+copies of ``9900000001``, ``9900000002`` and ``9900020202`` under ids ``99[12]…`` (same specs),
 so that each load through the daemon is a first load of its table. Figures:
 
 * **peer**: estat-api-dlt-helper 0.3.2 + dlt → DuckDB in its own venv (``bench/peer.py``), a
@@ -23,7 +23,7 @@ so that each load through the daemon is a first load of its table. Figures:
 For every run the event log gives the breakdown (queueing, worker start-up, each step). Each
 aim is printed with its figure, the peer's and MET or MISS; the process exits 1 on any MISS.
 
-    python -m bench e2e                  # everything (~10 min on 2 cores)
+    python -m bench e2e                  # everything (~6 min on 2 cores)
     BENCH_E2E_BIG=0 python -m bench e2e  # without the 10M-row table
     python -m bench.e2e profile [ID]     # cProfile of an in-process load (default 9900000001)
 """
@@ -58,12 +58,11 @@ POP = "9900020202"  # 757,548 rows, 44 years
 ONE_M = "9900000001"  # 1,000,000 rows, 50 years
 ONE_YEAR = "9903065345"  # 960,336 rows in one year
 BIG = "9910000010"  # 10,000,000 rows, 50 years (generated here)
-COPIES = {  # generated here: the same spec under another id, for a second first load
-    "9910000001": ONE_M,
-    "9910000002": SMALL,
-    "9910020202": POP,
-}
-COPY_OF = {original: copy for copy, original in COPIES.items()}
+ONE_M_RUN = "9910000001"  # copies generated here (the same spec under another id): each load
+SMALL_RUN = "9910000002"  # through the daemon is a first load of its table
+SIX_RUN = "9910020202"
+POP_RUN = "9920020202"
+COPIES = {ONE_M_RUN: ONE_M, SMALL_RUN: SMALL, SIX_RUN: POP, POP_RUN: POP}
 SIX_YEARS = "2018-2023"
 DOMAIN_OF = {
     GDP: "economy",
@@ -453,17 +452,82 @@ def daemon_load(
         raise RuntimeError(f"daemon run of {dataset} ended {run['status']}: {dev.tail()}")
     tl = timeline(instance, run["runId"])
     end = tl["marks"].get("END") or tl["end_time"]
-    started = [t for t in rss.created.values() if t >= launched - 1]  # this run's worker
-    worker_started = min(started, default=None)
+    ours = {pid: t for pid, t in rss.created.items() if t >= launched - 1}  # this run's worker
+    worker_started = min(ours.values(), default=None)
     return Figure(
         end - launched,
-        rss_mb=rss.peak_mb,
+        rss_mb=max((rss.peak.get(pid, 0) for pid in ours), default=0) / 2**20,
         detail=daemon_breakdown(tl, launched, worker_started, how == "backfill"),
         extra={"timeline": tl, "run_id": run["runId"]},
     )
 
 
 # ---- the driver --------------------------------------------------------------------------------
+
+
+class OtherLoad:
+    """CPU time other processes used while the benchmark ran (how quiet the machine was).
+
+    A thread samples every process's CPU time once a second. Ours are this process, its
+    descendants, and every process of a session one of them leads (each process group the
+    benchmark starts is its own session, so orphans left by ``dagster dev`` still count as ours);
+    the CPU time everything else gained in the meantime is the others'. On a virtual machine the
+    hypervisor's ``steal`` time (CPU this machine wanted and another guest got) is noise too.
+    """
+
+    def __init__(self, every: float = 1.0) -> None:
+        import threading
+
+        import psutil
+
+        self._psutil = psutil
+        self.every = every
+        self.started = time.monotonic()
+        self.steal0 = getattr(psutil.cpu_times(), "steal", 0.0)
+        self.others = 0.0
+        self._seen: dict[int, float] = {}
+        self._sids: set[int] = set()
+        self._stop = threading.Event()
+        self._sample(baseline=True)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _sample(self, baseline: bool = False) -> None:
+        psutil = self._psutil
+        me = psutil.Process()
+        with contextlib.suppress(psutil.Error):
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error, OSError):
+                    self._sids.add(os.getsid(child.pid))
+        for proc in psutil.process_iter(["pid", "cpu_times"]):
+            times = proc.info["cpu_times"]
+            if times is None:
+                continue
+            cpu = times.user + times.system
+            before = self._seen.get(proc.pid, None if not baseline else cpu)
+            self._seen[proc.pid] = cpu
+            try:
+                ours = proc.pid == me.pid or os.getsid(proc.pid) in self._sids
+            except OSError:
+                continue
+            if not baseline and not ours:
+                self.others += cpu - (before or 0.0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def summary(self) -> str:
+        self._stop.set()
+        self._thread.join(5)
+        elapsed = time.monotonic() - self.started
+        capacity = elapsed * (os.cpu_count() or 1)
+        steal = getattr(self._psutil.cpu_times(), "steal", 0.0) - self.steal0
+        return (
+            f"other processes used {self.others:.0f} CPU-s of {capacity:.0f} "
+            f"({self.others / capacity:.0%}) during the {elapsed / 60:.1f} min of e2e; "
+            f"hypervisor steal {steal:.0f} CPU-s ({steal / capacity:.0%})"
+        )
 
 
 def machine_state() -> str:
@@ -493,6 +557,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     say(f"e2e: {machine_state()}")
     python = peer.ensure_venv(say)
+    others = OtherLoad()
     say(f"e2e: peer {peer.peer_versions(python)} in {python.parent.parent}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     aims: list[tuple[str, bool]] = []
@@ -521,6 +586,11 @@ def main() -> int:
                 home = tmp / f"inproc-{table_id}"
                 f = in_process(lake_env(home, base, domains), DOMAIN_OF[table_id], table_id)
                 inproc[table_id] = f
+                held = (f.rows or 0) + int(f.extra.get("quarantined") or 0)
+                if held != totals[table_id]:
+                    raise RuntimeError(
+                        f"{table_id}: {held} rows (+ quarantine) of {totals[table_id]}"
+                    )
                 say(
                     f"in-process {table_id}: {_rows(f)} of {totals[table_id]:,} in "
                     f"{f.seconds:.2f} s (process {f.wall:.1f} s), peak RSS {f.rss_mb:.0f} MB"
@@ -550,12 +620,13 @@ def main() -> int:
                 keys = dev.group_asset_keys("population")
                 plan = [
                     ("small", SMALL, None, "backfill"),
-                    ("small_run", COPY_OF[SMALL], None, "run"),
+                    ("small_run", SMALL_RUN, None, "run"),
                     ("six", POP, SIX_YEARS, "backfill"),
-                    ("six_run", COPY_OF[POP], SIX_YEARS, "run"),
+                    ("six_run", SIX_RUN, SIX_YEARS, "run"),
                     ("pop", POP, None, "backfill"),
+                    ("pop_run", POP_RUN, None, "run"),
                     ("1m", ONE_M, None, "backfill"),
-                    ("1m_run", COPY_OF[ONE_M], None, "run"),
+                    ("1m_run", ONE_M_RUN, None, "run"),
                 ]
                 for label, table_id, years, how in plan:
                     f = daemon_load(dev, instance, keys, table_id, years, how)
@@ -584,7 +655,7 @@ def main() -> int:
         )
         f = daemon["1m_run"]
         say(
-            f"[info] UI: its copy {COPY_OF[ONE_M]} launched as the UI launches one partition "
+            f"[info] UI: its copy {ONE_M_RUN} launched as the UI launches one partition "
             f"(a single run, no backfill): {f.seconds:.1f} s vs peer {p1['process_wall']:.1f} s"
         )
         f = daemon["six"]
@@ -597,7 +668,7 @@ def main() -> int:
         )
         f = daemon["six_run"]
         say(
-            f"[info] UI: the same years of its copy {COPY_OF[POP]} as a single run with the tag: "
+            f"[info] UI: the same years of its copy {SIX_RUN} as a single run with the tag: "
             f"{f.seconds:.1f} s"
         )
         f, p = daemon["pop"], peers[POP]
@@ -607,6 +678,11 @@ def main() -> int:
             f"[{verdict(ok)}] UI: asset backfill of the whole {POP} ({totals[POP]:,} rows, "
             f"44 years): {f.seconds:.1f} s vs peer {p['process_wall']:.1f} s; aim: no slower "
             "than the peer"
+        )
+        f = daemon["pop_run"]
+        say(
+            f"[info] UI: its copy {POP_RUN} as a single run: {f.seconds:.1f} s vs peer "
+            f"{p['process_wall']:.1f} s"
         )
         f, p = inproc[GDP], peers[GDP]
         ok = f.seconds < AIM_GDP_S
@@ -660,7 +736,7 @@ def main() -> int:
         )
         f = daemon["small_run"]
         say(
-            f"[info] UI: its copy {COPY_OF[SMALL]} as a single run: {f.seconds:.1f} s vs peer "
+            f"[info] UI: its copy {SMALL_RUN} as a single run: {f.seconds:.1f} s vs peer "
             f"{p['process_wall']:.1f} s"
         )
     finally:
@@ -668,6 +744,7 @@ def main() -> int:
             say(f"e2e: kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    say(f"e2e: {others.summary()}")
     met = sum(ok for _, ok in aims)
     missed = [name for name, ok in aims if not ok]
     say(
@@ -681,6 +758,7 @@ def main() -> int:
 # ---- profile -----------------------------------------------------------------------------------
 
 GROUPS = (  # (label, pattern on the code's file path), first match wins
+    ("waiting on other threads (joins, futures, locks)", r"_thread\.(lock|RLock)|threading\.py"),
     ("dagster (run machinery, event log, storage)", r"/dagster[^/]*/"),
     ("pyiceberg (commits, manifests, catalog)", r"/pyiceberg/"),
     ("pyarrow (Parquet, compute)", r"/pyarrow/"),
@@ -692,7 +770,7 @@ GROUPS = (  # (label, pattern on the code's file path), first match wins
     ("estat_assets.estat (client, download)", r"/estat_assets/estat/"),
     ("estat_assets.lake", r"/estat_assets/lake/"),
     ("estat_assets.defs", r"/estat_assets/defs/"),
-    ("threading / queue waits", r"threading\.py|queue\.py|concurrent/"),
+    ("queue / concurrent.futures", r"queue\.py|concurrent/"),
 )
 
 
@@ -716,6 +794,9 @@ HOTSPOTS = (  # (label, file suffix, function): where a load spends its time, by
     ("table: release tag", "lake/releases.py", "tag_release"),
     ("table: inventory row commit", "lake/inventory.py", "update_inventory"),
     ("class_codes: commit", "lake/class_codes.py", "write_class_codes"),
+    ("revisions: compare with the previous release", "lake/revisions.py", "diff_release"),
+    ("  of which reading a release back from Iceberg", "lake/revisions.py", "_read_side"),
+    ("revisions: write the changed cells", "lake/revisions.py", "write_revisions"),
     ("audit: ingestion_runs row (record_run)", "defs/audit.py", "record_run"),
     ("Dagster: event log writes (SQLite, one commit each)", "sqlite_event_log.py", "store_event"),
 )
@@ -743,12 +824,64 @@ def _group(filename: str, func: str) -> str:
     return "other (stdlib, builtins, json, …)"
 
 
+def import_times(module: str = "estat_assets.definitions") -> tuple[float, list[tuple[str, float]]]:
+    """``python -X importtime -c 'import MODULE'`` in a fresh process: total seconds and the self
+    time of each top-level package, largest first."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    by_package: dict[str, float] = {}
+    for line in out.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own, _, name = line.split(":", 1)[1].split("|")
+        package = name.strip().split(".")[0]
+        by_package[package] = by_package.get(package, 0.0) + int(own) / 1e6
+    ranked = sorted(by_package.items(), key=lambda kv: -kv[1])
+    return sum(by_package.values()), ranked
+
+
+@contextlib.contextmanager
+def _profiling_load_threads(profiles: list):
+    """Profile the thread ``runner.run_load`` executes the run in (``estat-load-…``) too."""
+    import cProfile
+    import threading
+
+    original = threading.Thread.run
+
+    def run(self: threading.Thread) -> None:
+        if not self.name.startswith("estat-load"):
+            return original(self)
+        prof = cProfile.Profile()
+        profiles.append(prof)
+        prof.enable()
+        try:
+            return original(self)
+        finally:
+            prof.disable()
+
+    threading.Thread.run = run  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        threading.Thread.run = original  # type: ignore[method-assign]
+
+
 def profile(table_id: str) -> int:
     """cProfile of one in-process load (after imports and definitions): self time by library and
     the load's call sites; ``BENCH_E2E_PROFILE_TOP=N`` also prints the top N functions."""
     import cProfile
     import pstats
 
+    total, ranked = import_times()
+    say(
+        f"imports of estat_assets.definitions: {total:.2f} s; by package: "
+        + ", ".join(f"{name} {secs:.2f}" for name, secs in ranked[:12])
+    )
     tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-profile-"))
     try:
         data = write_data_dir(tmp / "emulator-data")
@@ -764,18 +897,21 @@ def profile(table_id: str) -> int:
             defs = build_definitions(settings)
             instance = open_instance(settings)
             prof = cProfile.Profile()
+            profiles = [prof]
             started = time.perf_counter()
-            prof.enable()
-            outcome = run_load(defs, instance, Load(DOMAIN_OF[table_id], table_id), settings)
-            prof.disable()
+            with _profiling_load_threads(profiles):
+                prof.enable()
+                outcome = run_load(defs, instance, Load(DOMAIN_OF[table_id], table_id), settings)
+                prof.disable()
             wall = time.perf_counter() - started
             say(
                 f"profile {table_id}: success={outcome.success}, {outcome.rows_loaded} rows, "
-                f"run_load {wall:.2f} s under cProfile (main thread; worker threads not seen)"
+                f"run_load {wall:.2f} s under cProfile (the calling thread and the run's thread; "
+                "fetch threads and Arrow's native threads not seen)"
             )
             tl = timeline(instance, outcome.run_id)
             say(f"  steps: {step_breakdown(tl)}")
-            stats = pstats.Stats(prof)
+            stats = pstats.Stats(*profiles)
             by_group: dict[str, float] = {}
             for (filename, _, func), (_, _, tottime, _, _) in stats.stats.items():
                 label = _group(filename, func)
