@@ -330,7 +330,7 @@ def _emulator_starter(settings, port: int | None) -> tuple[Callable[[], str], co
     stack = contextlib.ExitStack()
 
     def start() -> str:
-        from estat_assets.cli import emulator_on
+        from estat_assets.cli.common import emulator_on
 
         wanted = port or settings.emulator_port
         try:
