@@ -26,7 +26,7 @@ from itertools import pairwise
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import And, BooleanExpression, EqualTo
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo
 from pyiceberg.table import Table
 
 from estat_assets.lake.iceberg import COMMIT_ATTEMPTS, RETRYABLE_COMMIT_ERRORS
@@ -133,6 +133,37 @@ def scan_release(
         fields = tuple(f for f in selected_fields if f in names)
     scan = table.scan(row_filter=expr, selected_fields=fields, snapshot_id=release.snapshot_id)
     return scan.to_arrow()
+
+
+def release_year_rows(table: Table, release: Release) -> dict[int, int] | None:
+    """Rows per year of ``release.dataset_id`` in the release's snapshot, from the manifests
+    (why: a release of 10M rows need not be read to be counted or cut into batches).
+
+    ``None`` when the manifests cannot say it exactly: a file the dataset's filter keeps holds
+    other rows too (a residual filter: no identity partition on ``dataset_id`` and ``year``),
+    or carries delete files (pyiceberg writes none; an Athena DELETE may).
+    """
+    expr = EqualTo("dataset_id", release.dataset_id)
+    counts: dict[int, int] = {}
+    specs = table.specs()
+    for task in table.scan(row_filter=expr, snapshot_id=release.snapshot_id).plan_files():
+        if task.residual != AlwaysTrue() or task.delete_files:
+            return None
+        fields = [f.name for f in specs[task.file.spec_id].fields]
+        if "year" not in fields:
+            return None
+        year = task.file.partition[fields.index("year")]
+        counts[year] = counts.get(year, 0) + task.file.record_count
+    return counts
+
+
+def release_row_count(table: Table, release: Release) -> int:
+    """Rows of ``release.dataset_id`` in the release's snapshot: from the manifests when they
+    say it exactly, else the ``dataset_id`` column read and counted."""
+    counts = release_year_rows(table, release)
+    if counts is not None:
+        return sum(counts.values())
+    return scan_release(table, release, selected_fields=["dataset_id"]).num_rows
 
 
 def snapshot_schema(table: Table, snapshot_id: int):

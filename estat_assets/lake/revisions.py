@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.expressions import And, BooleanExpression, EqualTo
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, In
 from pyiceberg.table import Table
 from pyiceberg.types import DateType, DoubleType, IntegerType, LongType, StringType, TimestamptzType
 
@@ -53,6 +53,8 @@ from estat_assets.lake.iceberg import (
 from estat_assets.lake.releases import (
     Release,
     release_of,
+    release_row_count,
+    release_year_rows,
     releases,
     scan_release,
     snapshot_schema,
@@ -67,6 +69,7 @@ READ_COLUMNS = ("year", "time_name", "unit", *PAYLOAD)
 KEY_SEPARATOR = "\x1f"
 NULL_CODE = "\x00"  # an axis a row does not have: joins must match it, so it cannot stay null
 TOP_REVISIONS = 10
+DIFF_BATCH_ROWS = 2_000_000  # both releases' rows held at once while comparing them
 
 _S, _D, _L = StringType(), DoubleType(), LongType()
 REVISION_FIELDS: tuple[tuple[str, Any, bool], ...] = (
@@ -351,10 +354,54 @@ def previous_release(table: Table, dataset_id: str, updated_date: str) -> Releas
     return Release(dataset_id, held, snapshot_id, "")
 
 
-def _read_side(table: Table, release: Release) -> pa.Table:
+def _read_side(table: Table, release: Release, years: Sequence[int] | None = None) -> pa.Table:
     names = set(snapshot_schema(table, release.snapshot_id).column_names)
     fields = [c for c in (*CODE_COLUMNS, *READ_COLUMNS) if c in names]
-    return scan_release(table, release, selected_fields=fields)
+    row_filter = In("year", list(years)) if years is not None else None
+    return scan_release(table, release, row_filter=row_filter, selected_fields=fields)
+
+
+def year_batches(
+    old: dict[int, int] | None, new: dict[int, int] | None, limit: int
+) -> list[list[int] | None]:
+    """Years compared together, both sides' rows per batch at most ``limit`` (a bigger year is a
+    batch of its own), so that comparing two releases of 10M rows never holds both whole.
+
+    ``[None]`` (one batch, the whole dataset) when the manifests could not count a side, or a
+    side holds a single year: a table without a time axis takes its year from the survey, which
+    a new release may move, and its cells must still meet their old selves.
+    """
+    if old is None or new is None or len(old) <= 1 or len(new) <= 1:
+        return [None]
+    batches: list[list[int] | None] = []
+    batch: list[int] = []
+    rows = 0
+    for year in sorted(set(old) | set(new)):
+        size = old.get(year, 0) + new.get(year, 0)
+        if batch and rows + size > limit:
+            batches.append(batch)
+            batch, rows = [], 0
+        batch.append(year)
+        rows += size
+    batches.append(batch)
+    return batches
+
+
+def _moved_between_batches(cells: pa.Table) -> bool:
+    """Whether a cell removed in one year batch is added in another (its year moved: a time code
+    the release parses differently): then only a whole comparison pairs it as revised."""
+    kinds = cells.column("kind")
+    removed = cells.filter(pc.equal(kinds, REMOVED))
+    added = cells.filter(pc.equal(kinds, ADDED))
+    if not removed.num_rows or not added.num_rows:
+        return False
+
+    def key(side: pa.Table) -> pa.Array:
+        parts = [pc.fill_null(_codes(side, c), NULL_CODE) for c in CODE_COLUMNS]
+        return pc.binary_join_element_wise(*parts, KEY_SEPARATOR)
+
+    old_key, new_key = key(removed), key(added)
+    return bool(pc.any(pc.is_in(new_key, value_set=old_key)).as_py())
 
 
 @dataclass(frozen=True)
@@ -394,26 +441,31 @@ def diff_release(
     A first release (nothing before it) changes nothing: its cells are not listed as added.
     """
     old = old if old is not None else previous_release(table, dataset_id, new.updated_date)
-    new_side = _read_side(table, new)
-    if old is None:
+    if old is None:  # counted from the manifests: a first release is not read back
         return ReleaseDiff(
             dataset_id,
             new,
             None,
-            new_side.num_rows,
+            release_row_count(table, new),
             0,
             diff_schema().empty_table(),
             run_of(table, new.snapshot_id),
         )
-    old_side = _read_side(table, old)
+    counts = release_year_rows(table, old), release_year_rows(table, new)
+    batches = year_batches(*counts, limit=DIFF_BATCH_ROWS)
+    while True:
+        parts, new_rows, old_rows = [], 0, 0
+        for years in batches:
+            new_side, old_side = _read_side(table, new, years), _read_side(table, old, years)
+            new_rows, old_rows = new_rows + new_side.num_rows, old_rows + old_side.num_rows
+            parts.append(diff_releases(old_side, new_side))
+            del new_side, old_side
+        cells = pa.concat_tables(parts)
+        if len(batches) == 1 or not _moved_between_batches(cells):
+            break
+        batches = [None]
     return ReleaseDiff(
-        dataset_id,
-        new,
-        old,
-        new_side.num_rows,
-        old_side.num_rows,
-        diff_releases(old_side, new_side),
-        run_of(table, new.snapshot_id),
+        dataset_id, new, old, new_rows, old_rows, cells, run_of(table, new.snapshot_id)
     )
 
 

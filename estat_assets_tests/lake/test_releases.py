@@ -19,6 +19,7 @@ from pyiceberg.expressions import EqualTo
 
 from estat_assets.defs.resources import build_resources
 from estat_assets.domains import DomainSpec
+from estat_assets.lake import releases as releases_module
 from estat_assets.lake.iceberg import (
     PROP_DATASET,
     PROP_RUN,
@@ -29,10 +30,12 @@ from estat_assets.lake.iceberg import (
 )
 from estat_assets.lake.maintenance import maintain
 from estat_assets.lake.releases import (
+    Release,
     as_published_sql,
     read_as_published,
     read_release,
     release_as_of,
+    release_row_count,
     release_tag,
     releases,
     releases_as_of,
@@ -97,6 +100,32 @@ def test_each_release_is_a_tag_and_a_reload_moves_it(catalog) -> None:
     assert again.snapshot_id != first.snapshot_id
     assert again.snapshot_id == table.current_snapshot().snapshot_id
     assert table.metadata.refs[again.tag].snapshot_ref_type == "tag"
+
+
+def test_a_release_is_counted_from_its_manifests_or_read_when_they_cannot_say(
+    catalog, monkeypatch
+) -> None:
+    load(catalog, A, [2001, 2002, 2003], "2024-01-10")
+    table = load(catalog, B, [2001, 2002], "2024-01-20")
+    reads: list[str] = []
+    real_scan = releases_module.scan_release
+
+    def counting_scan(*args, **kwargs):
+        reads.append(args[1].dataset_id)
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(releases_module, "scan_release", counting_scan)
+    a, b = releases(table, A)[0], releases(table, B)[0]
+    assert (release_row_count(table, a), release_row_count(table, b)) == (3, 2)
+    assert reads == []  # identity partitions, no delete files: the manifests say it exactly
+    # one file holding two datasets (an unpartitioned table) leaves a residual: the rows are read
+    both = pa.table({"dataset_id": [A, A, B], "value_raw": ["1", "2", "3"]})
+    flat = catalog.create_table(("estat", "flat"), schema=both.schema)
+    flat.append(both)
+    snapshot = flat.current_snapshot().snapshot_id
+    assert release_row_count(flat, Release(A, "2024-01-10", snapshot, "")) == 2
+    assert release_row_count(flat, Release(B, "2024-01-10", snapshot, "")) == 1
+    assert reads == [A, B]
 
 
 def test_as_published_on_a_day_is_each_datasets_release_of_that_day(catalog) -> None:

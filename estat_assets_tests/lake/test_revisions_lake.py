@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from estat_assets.defs.resources import build_resources
+from estat_assets.lake import revisions as revisions_module
 from estat_assets.lake.iceberg import (
     PROP_DATASET,
     PROP_RUN,
@@ -34,6 +35,7 @@ from estat_assets.lake.revisions import (
     revisions_summary,
     summarise,
     write_revisions,
+    year_batches,
 )
 from estat_assets_tests.harness import test_settings as lake_settings
 
@@ -313,3 +315,70 @@ def test_release_storage_counts_the_files_only_releases_keep(catalog) -> None:
     assert cost["releases"] == 2 and cost["current_files"] == 2  # a file per year slice
     assert cost["release_only_files"] == 2  # the first release's two files
     assert cost["release_only_bytes"] > 0 and cost["current_bytes"] > 0
+
+
+def test_years_are_compared_in_batches_of_bounded_rows() -> None:
+    old = {2018: 4, 2019: 4, 2020: 4}
+    new = {2019: 4, 2020: 4, 2021: 9}
+    assert year_batches(old, new, limit=8) == [[2018], [2019], [2020], [2021]]
+    assert year_batches(old, new, limit=16) == [[2018, 2019], [2020], [2021]]
+    assert year_batches(old, new, limit=100) == [[2018, 2019, 2020, 2021]]
+    # not counted from the manifests, or one year on a side (a survey year may move): whole
+    assert year_batches(None, new, limit=8) == [None]
+    assert year_batches({2020: 4}, new, limit=8) == [None]
+    assert year_batches(old, {0: 4}, limit=8) == [None]
+
+
+YEARS_1 = [("01", f"{y}000000", str(y), None) for y in range(2015, 2021)]
+YEARS_2 = [("01", f"{y}000000", str(y + (y == 2017)), None) for y in range(2016, 2022)]
+
+
+def test_a_batched_comparison_finds_what_a_whole_one_finds(catalog, monkeypatch) -> None:
+    load(catalog, A, YEARS_1, "2024-01-10", "run-1")
+    table = load(catalog, A, YEARS_2, "2024-02-10", "run-2")
+    new = releases(table, A)[-1]
+    whole = diff_release(table, A, new)
+    reads: list[object] = []
+    real_read = revisions_module._read_side
+
+    def counting_read(table, release, years=None):
+        reads.append(years)
+        return real_read(table, release, years)
+
+    monkeypatch.setattr(revisions_module, "_read_side", counting_read)
+    monkeypatch.setattr(revisions_module, "DIFF_BATCH_ROWS", 3)
+    batched = diff_release(table, A, new)
+    # 2015 and 2021 are on one side only (1 row), the others on both (2 rows)
+    assert reads[::2] == [[2015, 2016], [2017], [2018], [2019], [2020, 2021]]
+    assert batched.counts() == whole.counts() == {"revised": 1, "added": 1, "removed": 1}
+    assert (batched.old_rows, batched.new_rows) == (whole.old_rows, whole.new_rows) == (6, 6)
+
+    def key(t):
+        return sorted(map(str, t.select(["kind", "time_code", "new_value_raw"]).to_pylist()))
+
+    assert key(batched.cells) == key(whole.cells)
+
+
+def test_a_cell_whose_year_moved_between_batches_is_still_paired(catalog, monkeypatch) -> None:
+    """A time code the new release parses into another year (e.g. from the survey year): the
+    batches see it removed from one year and added to another, so the whole is compared."""
+    load(catalog, A, YEARS_1, "2024-01-10", "run-1")
+    moved = conformed(A, YEARS_1)
+    years = moved.column("year").to_pylist()
+    years[0] = 2030  # 2015000000 now counted in 2030, same value
+    moved = moved.set_column(
+        moved.schema.get_field_index("year"), "year", pa.array(years, pa.int32())
+    )
+    props = {
+        PROP_DATASET: A,
+        PROP_YEARS: "2016,2017,2018,2019,2020,2030",
+        PROP_UPDATED: "2024-02-10",
+        PROP_RUN: "run-2",
+    }
+    table = replace_slices(catalog, IDENT, A, None, lambda: [moved], props)
+    tag_release(table, A, "2024-02-10", table.current_snapshot().snapshot_id)
+    table = catalog.load_table(IDENT)
+    monkeypatch.setattr(revisions_module, "DIFF_BATCH_ROWS", 2)
+    diff = diff_release(table, A, releases(table, A)[-1])
+    assert diff.counts() == {"revised": 0, "added": 0, "removed": 0}
+    assert (diff.old_rows, diff.new_rows) == (6, 6)
