@@ -1,8 +1,9 @@
 """``<domain>/conformed``: a dataset as typed long tables, a Parquet file per year, and its checks.
 
 The raw pages are conformed a batch at a time and bucketed by year (``conform/years.py``); each
-year is then split into clean rows and quarantined rows and checked by itself (a key, and so every
-duplicate and every parent/child family, lies within one year, so this is exact). The checks are
+year is then split into clean rows and quarantined rows, and checked with its neighbours in batches
+of up to 250,000 rows (a key, and so every duplicate and every parent/child family, lies within one
+year, so this is exact; a batch that fails is checked again a year at a time). The checks are
 reported once per dataset partition, with the failing years in their metadata.
 
 Row-level failures (a null key, a code missing from CLASS_INF, a repeated key) are held back with
@@ -42,6 +43,7 @@ from estat_assets.quality.checks import (
     ROW_COUNT,
     WARN,
     CheckOutcome,
+    YearChecks,
     evaluate_slice,
     merge_outcomes,
     row_count_outcome,
@@ -147,19 +149,20 @@ def conform_dataset(
     for batch in iter_conformed(_pages(storage, raw), inp):
         buckets.add(batch)
     entries: dict[str, dict] = {}
-    per_year: dict[str, list[CheckOutcome]] = {}
     reasons: dict[str, int] = {}
     synthetic = bool(raw.get("synthetic"))
+    checks = YearChecks(meta.axes, meta, synthetic)
     for year_int, table in buckets.iter_years():
         year = f"{year_int:04d}"
         split = split_rows(table, meta.axes, meta)
         raw_rows = table.num_rows
         del table
-        per_year[year] = evaluate_slice(split, meta.axes, meta, raw_rows, synthetic)
+        checks.add(year, split, raw_rows)
         entry = write_year(storage, domain, dataset_id, year, split.clean, split.quarantined)
         entries[year] = {**entry, "raw_rows": raw_rows}
         for reason, n in split.counts.items():
             reasons[reason] = reasons.get(reason, 0) + n
+    per_year = checks.outcomes()
     if not per_year:  # nothing came back (and that was confirmed): the checks still report
         empty = split_rows(empty_conformed(meta, rules), meta.axes, meta)
         per_year["-"] = evaluate_slice(empty, meta.axes, meta, 0, synthetic)
