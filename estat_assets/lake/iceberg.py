@@ -12,6 +12,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,7 @@ PROP_FINGERPRINT = "estat.class_codes.fingerprint"
 PROP_MAINTENANCE = "estat.maintenance"
 NAME_MAPPING = "schema.name-mapping.default"  # how files without field ids map to columns
 ROW_GROUP_ROWS = 131_072
+WRITE_THREADS = 2  # year data files written at once (the machines this runs on have 2+ cores)
 TABLE_PROPERTIES = {"write.parquet.compression-codec": "zstd", "format-version": "2"}
 
 _TYPES: dict[pa.DataType, IcebergType] = {
@@ -362,17 +364,23 @@ def replace_slices(
     """
     allowed = None if years is None else {int(y) for y in years}
     table = catalog.load_table(identifier)
-    paths = []
-    for part in data():
-        if isinstance(part, SlicePart):
-            if allowed is not None and part.year not in allowed:
-                raise ValueError(f"year {part.year} is not among the years replaced: {allowed}")
-            paths.append(write_data_file(table, part.batches(), dataset_id, part.year))
-            continue
-        _check_slices(part, dataset_id, allowed)
-        for year in sorted(pc.unique(part.column("year")).to_pylist()) if part.num_rows else []:
-            rows = part.filter(pc.equal(part.column("year"), year))
-            paths.append(write_data_file(table, [rows], dataset_id, year))
+    written: list[Future[str]] = []
+    # Year files are written WRITE_THREADS at a time: Parquet decoding and encoding release the
+    # GIL, and a long series is many small files. Memory: a batch per thread.
+    with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="iceberg-write") as pool:
+        for part in data():
+            if isinstance(part, SlicePart):
+                if allowed is not None and part.year not in allowed:
+                    raise ValueError(f"year {part.year} is not among the years replaced: {allowed}")
+                written.append(
+                    pool.submit(write_data_file, table, part.batches(), dataset_id, part.year)
+                )
+                continue
+            _check_slices(part, dataset_id, allowed)
+            for year in sorted(pc.unique(part.column("year")).to_pylist()) if part.num_rows else []:
+                rows = part.filter(pc.equal(part.column("year"), year))
+                written.append(pool.submit(write_data_file, table, [rows], dataset_id, year))
+        paths = [future.result() for future in written]
     return commit_files(
         catalog,
         identifier,
