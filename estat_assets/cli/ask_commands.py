@@ -16,6 +16,7 @@ from estat_assets.cli.common import (
     _json_option,
     _port_option,
     app_context,
+    emit,
     say,
 )
 
@@ -34,10 +35,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             lang=args.lang,
             limit=args.limit,
         )
-    if args.json:
-        _emit_json(answer)
-    else:
-        say(search_text(answer))
+    emit(args, answer, search_text)
     return 0
 
 
@@ -47,10 +45,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     with app_context(args) as ctx:
         answer = add(ctx, args.stats_data_id, args.domain)
-    if args.json:
-        _emit_json(answer)
-    else:
-        say(add_text(answer))
+    emit(args, answer, add_text)
     return 0
 
 
@@ -60,10 +55,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
     with app_context(args) as ctx:
         answer = describe(ctx, args.stats_data_id, max_items=None if args.all else 50)
-    if args.json:
-        _emit_json(answer)
-    else:
-        say(describe_text(answer, None if args.all else 20))
+    emit(args, answer, lambda answer: describe_text(answer, None if args.all else 20))
     return 0
 
 
@@ -192,10 +184,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             relative_tolerance=args.relative_tolerance,
             as_of=args.as_of,
         )
-    if args.json:
-        _emit_json(answer)
-    else:
-        say(verify_text(answer))
+    emit(args, answer, verify_text)
     return 0 if answer.verdict == "agrees" else 1
 
 
@@ -208,10 +197,7 @@ def cmd_revisions(args: argparse.Namespace) -> int:
             answer = compare(ctx, args.stats_data_id, args.compare[0], args.compare[1], args.limit)
         else:
             answer = list_releases(ctx, args.stats_data_id, args.since)
-    if args.json:
-        _emit_json(answer)
-    else:
-        say(compare_text(answer) if args.compare else releases_text(answer))
+    emit(args, answer, compare_text if args.compare else releases_text)
     return 0
 
 
@@ -221,10 +207,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
     with app_context(args) as ctx:
         answer = health(ctx)
-    if args.json:
-        _emit_json(answer)
-    else:
-        say(health_text(answer))
+    emit(args, answer, health_text)
     return 0
 
 

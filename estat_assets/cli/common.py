@@ -7,7 +7,8 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from estat_assets.settings import DEFAULT_EMULATOR_PORT, Settings
 
@@ -122,6 +123,14 @@ def _emit_json(answer) -> None:
     import json
 
     print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1, default=str))
+
+
+def emit(args: argparse.Namespace, answer, text: Callable[[Any], str]) -> None:
+    """An answer as JSON (``--json``) or as the text ``text(answer)`` renders."""
+    if args.json:
+        _emit_json(answer)
+    else:
+        say(text(answer))
 
 
 def _port_option(p: argparse.ArgumentParser) -> None:
