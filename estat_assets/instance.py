@@ -5,16 +5,22 @@ from the UI run the implicit asset job with only Dagster's own tags, so the per-
 limit of ``dagster.yaml`` did not apply to them and the audit could not tell their domain. Before
 a run is queued this coordinator adds ``estat/domain`` (from the assets it targets) and
 ``estat/dataset_id`` (its partition key), then queues it like Dagster's ``QueuedRunCoordinator``.
+
+It also carries the one daemon setting Dagster 1.13 does not expose: how long the backfill daemon
+waits between loops (``backfill_tick_seconds``; see :func:`set_backfill_tick`).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
+from typing import Any
 
-from dagster import AssetKey, DagsterRun
+from dagster import AssetKey, DagsterRun, Field, IntSource
 from dagster._core.run_coordinator.base import SubmitRunContext
 from dagster._core.run_coordinator.queued_run_coordinator import QueuedRunCoordinator
+from dagster._serdes import ConfigurableClassData
 
 from estat_assets.defs.partitions import DATASET_TAG, DOMAIN_TAG, LAYERS
 
@@ -34,8 +40,54 @@ def load_tags(run: DagsterRun) -> dict[str, str]:
     return tags
 
 
+def set_backfill_tick(seconds: int) -> bool:
+    """Make the backfill daemon loop every ``seconds`` instead of Dagster's 30.
+
+    Why: Dagster 1.13's backfill daemon sleeps ``DEFAULT_DAEMON_INTERVAL_SECONDS`` (30) minus its
+    loop, a constant of ``dagster._daemon.controller`` that neither ``dagster.yaml`` nor an
+    environment variable reaches, so a backfill of one table waited 0-30 s before its run existed
+    (docs/benchmarks.md). The daemon loads this coordinator before its threads start, and the
+    backfill loop reads the constant when it starts, so setting it here reaches the loop. Returns
+    False (and warns) when a Dagster version no longer has the constant: the tick is then Dagster's.
+    """
+    from dagster._daemon import controller
+
+    if not hasattr(controller, "DEFAULT_DAEMON_INTERVAL_SECONDS"):
+        warnings.warn(
+            "backfill_tick_seconds has no effect: this Dagster has no "
+            "dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS",
+            stacklevel=2,
+        )
+        return False
+    controller.DEFAULT_DAEMON_INTERVAL_SECONDS = seconds
+    return True
+
+
 class EstatRunCoordinator(QueuedRunCoordinator):
     """``QueuedRunCoordinator`` that tags each run with the domain and dataset it loads."""
+
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {
+            **super().config_type(),
+            "backfill_tick_seconds": Field(
+                IntSource,
+                is_required=False,
+                description="Seconds between the backfill daemon's loops (Dagster's: 30).",
+            ),
+        }
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> EstatRunCoordinator:
+        config = dict(config_value)
+        tick = config.pop("backfill_tick_seconds", None)
+        if tick is not None:
+            if tick < 1:
+                raise ValueError(f"backfill_tick_seconds must be at least 1, not {tick}")
+            set_backfill_tick(tick)
+        return super().from_config_value(inst_data, config)
 
     def submit_run(self, context: SubmitRunContext) -> DagsterRun:
         run = context.dagster_run

@@ -8,6 +8,7 @@ their domain. ``open_instance`` writes the packaged ``dagster.yaml`` into
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from pathlib import Path
@@ -198,3 +199,43 @@ def test_the_packaged_instance_config() -> None:
     # the repository root's dagster.yaml (used by `dagster dev` from a checkout) is the same file
     root = ROOT / "dagster.yaml"
     assert root.read_bytes() == PACKAGED.read_bytes()
+
+
+@pytest.fixture
+def daemon_interval():
+    """Dagster's backfill loop constant, restored after the test (it is process-wide)."""
+    from dagster._daemon import controller
+
+    before = controller.DEFAULT_DAEMON_INTERVAL_SECONDS
+    yield controller
+    controller.DEFAULT_DAEMON_INTERVAL_SECONDS = before
+
+
+def test_the_instance_sets_the_backfill_daemons_tick(tmp_path, daemon_interval) -> None:
+    """The daemon builds the run coordinator from dagster.yaml before its threads start; the
+    backfill loop then reads Dagster's constant, which the coordinator's config has set."""
+    daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS = 30
+    settings = Settings.from_env({"ESTAT_LAKE_HOME": str(tmp_path / "home")})
+    with open_instance(settings) as instance:
+        assert isinstance(instance.run_coordinator, EstatRunCoordinator)
+        assert instance.auto_materialize_minimum_interval_seconds == 30  # pinned, not the tick
+    assert daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS == 2  # the packaged config's value
+    # what the backfill daemon's loop reads when it starts
+    from dagster._daemon import backfill
+
+    source = inspect.getsource(backfill.execute_backfill_iteration_loop)
+    assert "from dagster._daemon.controller import DEFAULT_DAEMON_INTERVAL_SECONDS" in source
+    assert "DEFAULT_DAEMON_INTERVAL_SECONDS - loop_duration" in source
+    # no value, Dagster's stays; a value below 1 is refused
+    daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS = 30
+    EstatRunCoordinator.from_config_value(None, {"dequeue_interval_seconds": 1})
+    assert daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS == 30
+    with pytest.raises(ValueError, match="at least 1"):
+        EstatRunCoordinator.from_config_value(None, {"backfill_tick_seconds": 0})
+
+
+def test_production_sets_a_backfill_tick_and_pins_automation() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text(encoding="utf-8"))
+    assert config["run_coordinator"]["class"] == "EstatRunCoordinator"
+    assert config["run_coordinator"]["config"]["backfill_tick_seconds"] >= 1
+    assert config["auto_materialize"]["minimum_interval_seconds"] == 30
