@@ -453,20 +453,25 @@ def diff_release(
         )
     counts = release_year_rows(table, old), release_year_rows(table, new)
     batches = year_batches(*counts, limit=DIFF_BATCH_ROWS)
-    while True:
-        parts, new_rows, old_rows = [], 0, 0
-        for years in batches:
-            new_side, old_side = _read_side(table, new, years), _read_side(table, old, years)
-            new_rows, old_rows = new_rows + new_side.num_rows, old_rows + old_side.num_rows
-            parts.append(diff_releases(old_side, new_side))
-            del new_side, old_side
-        cells = pa.concat_tables(parts)
-        if len(batches) == 1 or not _moved_between_batches(cells):
-            break
-        batches = [None]
+    cells, old_rows, new_rows = _diff_in_batches(table, old, new, batches)
+    if len(batches) > 1 and _moved_between_batches(cells):
+        cells, old_rows, new_rows = _diff_in_batches(table, old, new, [None])
     return ReleaseDiff(
         dataset_id, new, old, new_rows, old_rows, cells, run_of(table, new.snapshot_id)
     )
+
+
+def _diff_in_batches(
+    table: Table, old: Release, new: Release, batches: Sequence[Sequence[int] | None]
+) -> tuple[pa.Table, int, int]:
+    """The changed cells, and the old and new row counts, one year batch in memory at a time."""
+    parts, old_rows, new_rows = [], 0, 0
+    for years in batches:
+        old_side, new_side = _read_side(table, old, years), _read_side(table, new, years)
+        old_rows, new_rows = old_rows + old_side.num_rows, new_rows + new_side.num_rows
+        parts.append(diff_releases(old_side, new_side))
+        del old_side, new_side
+    return pa.concat_tables(parts), old_rows, new_rows
 
 
 def compare_releases(
