@@ -11,10 +11,9 @@ from typing import Any, Protocol
 
 import dagster as dg
 import pyarrow as pa
-from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.table import Table
 
 from estat_assets.estat.client import DEFAULT_BASE_URL, EStatClient, RetryConfig
+from estat_assets.lake.catalog import Catalog, Table, open_catalog
 from estat_assets.lake.iceberg import replace_slices
 from estat_assets.lake.io_managers import LakeStorage, ManifestIOManager, resolved
 from estat_assets.query.athena import DEFAULT_WORKGROUP, AthenaEngine, athena_client
@@ -130,7 +129,7 @@ class IcebergCatalogResource(dg.ConfigurableResource):
         return props
 
     def catalog(self) -> Catalog:
-        return load_catalog(self.name, **self.properties())
+        return open_catalog(self.name, self.properties())
 
     def identifier(self, table: str) -> tuple[str, str]:
         return (self.namespace, table)
