@@ -1,10 +1,10 @@
 """``dagster dev`` for ``bench/e2e.py``: webserver + daemon on loopback, launches, run timings.
 
-The approach of the UI check the backfill tests use, kept apart so that the benchmark depends
-on no test code: ``dagster dev -w workspace.yaml -h 127.0.0.1`` in its own
-process group with a throwaway ``ESTAT_LAKE_HOME`` (its Dagster home laid out by
-``runner.open_instance``: the packaged ``dagster.yaml``), launches through GraphQL as the UI makes
-them, and ``stop()`` that kills the whole group (webserver, daemon, code server, run workers).
+The server is the one the UI check and the backfill tests use (``estat_assets_tests/devserver``):
+``dagster dev -w workspace.yaml -h 127.0.0.1`` in its own process group with a throwaway
+``ESTAT_LAKE_HOME`` (its Dagster home laid out by ``runner.open_instance``: the packaged
+``dagster.yaml``), stopped with the whole group (webserver, daemon, code server, run workers).
+This module adds the launches the UI makes (GraphQL) and the waits for their runs.
 
 Timings come from the instance's own records (run record and event log), read from the same
 SQLite storage the daemon writes, so the poll interval of the benchmark never enters a figure.
@@ -15,162 +15,26 @@ every 0.1 s.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from estat_assets_tests.devserver import DagsterDev as DevServer
+from estat_assets_tests.devserver import stop_group
+from estat_assets_tests.servers import free_port
+
+__all__ = ["DagsterDev", "RssSampler", "free_port", "stop_group"]
+
 LOCATION = "estat_lake"
 REPOSITORY = "__repository__"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _default_signals() -> None:
-    # A background job inherits SIGINT=ignored from a non-interactive shell, and Dagster maps
-    # TERM onto its INT handler: without this `dagster dev` ignores both.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_group(proc: subprocess.Popen, grace: float = 20.0) -> None:
-    """SIGTERM to the process group ``proc`` leads (started with ``start_new_session``), a
-    grace period, then SIGKILL to whatever of the group is left."""
-    pgid = proc.pid
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and group_alive(pgid):
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    if proc.poll() is None:
-        proc.wait(10)
-
-
-class DagsterDev:
-    """``dagster dev`` on 127.0.0.1:<free port>, in its own process group."""
-
-    def __init__(self, env: Mapping[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.env = dict(env)
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-        self._out: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> DagsterDev:
-        self._out = open(self.log, "wb")
-        self.proc = subprocess.Popen(
-            [
-                str(BIN / "dagster"),
-                "dev",
-                "-w",
-                str(ROOT / "workspace.yaml"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_default_signals,
-        )
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc)
-            self.proc = None
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def graphql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            data = json.loads(resp.read())
-        if data.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {data['errors']}")
-        return data["data"]
-
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        """The code location loaded and every daemon healthy (the UI usable, runs launchable)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"dagster dev exited: {self.tail()}")
-            try:
-                data = self.graphql(
-                    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus"
-                    " locationOrLoadError { __typename ... on PythonError { message } } } } }"
-                    " instance { daemonHealth { allDaemonStatuses { daemonType healthy"
-                    " required } } } }",
-                    timeout=10,
-                )
-                entries = data["workspaceOrError"]["locationEntries"]
-                for e in entries:
-                    if (e.get("locationOrLoadError") or {}).get("__typename") == "PythonError":
-                        raise RuntimeError(f"code location failed: {e['locationOrLoadError']}")
-                loaded = any(e["loadStatus"] == "LOADED" for e in entries)
-                daemons = data["instance"]["daemonHealth"]["allDaemonStatuses"]
-                healthy = all(d["healthy"] for d in daemons if d["required"])
-                if loaded and daemons and healthy:
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"dagster dev not ready in {timeout:.0f} s: {self.tail()}")
-
-    # ---- launches, as the UI makes them ------------------------------------------------------
+class DagsterDev(DevServer):
+    """The test harness's ``dagster dev`` (start, GraphQL, stop the whole group) plus the
+    launches and waits of the benchmark, timed from the instance's own records."""
 
     def group_asset_keys(self, group: str) -> list[list[str]]:
         data = self.graphql(

@@ -138,22 +138,10 @@ class DagsterDev:
         self.stop()
 
     def stop(self, timeout: float = 30.0) -> None:
-        proc = self.proc
-        if proc is None:
+        if self.proc is None:
             return
-        pgid = proc.pid  # start_new_session: the group is the one we created
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
         # the webserver, daemon, code servers and run workers share the group: none may be left
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _group_alive(pgid):
-            time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.wait(10)
+        stop_group(self.proc, timeout)
         if self._out is not None:
             self._out.close()
         self.proc = None
@@ -204,6 +192,23 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM to the process group ``proc`` leads (started with ``start_new_session``), up to
+    ``grace`` seconds for it to end, then SIGKILL to whatever of the group is left."""
+    pgid = proc.pid
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _group_alive(pgid):
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(10)
 
 
 _LAUNCH = """
