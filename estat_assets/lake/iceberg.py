@@ -177,6 +177,29 @@ RETRYABLE_COMMIT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def with_commit_retry(
+    table_of: Callable[[int], Table], commit: Callable[[Table], Table], what: str
+) -> Table:
+    """``commit(table_of(attempt))`` until one lands: the one commit-with-retry of the lake.
+
+    A lost race (another writer committed first) is retried on the table ``table_of`` gives
+    for the next attempt (reloaded), with a short exponential backoff, so the last writer wins
+    cleanly. Nothing is half-applied: an Iceberg commit lands whole or not at all.
+    """
+    last: Exception | None = None
+    for attempt in range(COMMIT_ATTEMPTS):
+        table = table_of(attempt)
+        try:
+            with warnings.catch_warnings():
+                # A first load of a slice deletes nothing; that is expected, not news.
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                return commit(table)
+        except RETRYABLE_COMMIT_ERRORS as exc:
+            last = exc
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise RuntimeError(f"could not commit {what} after {COMMIT_ATTEMPTS} attempts: {last}")
+
+
 def commit_overwrite(
     catalog: Catalog,
     identifier: tuple[str, str],
@@ -191,21 +214,15 @@ def commit_overwrite(
     cleanly and no one's rows are duplicated. Every overwrite in the lake goes through here.
     """
     props = {k: str(v) for k, v in (snapshot_properties or {}).items()}
-    last: Exception | None = None
-    for attempt in range(COMMIT_ATTEMPTS):
-        table = catalog.load_table(identifier)
-        data = make_data(table)
-        try:
-            with warnings.catch_warnings():
-                # A first load of a slice deletes nothing; that is expected, not news.
-                warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                table.overwrite(data, overwrite_filter=overwrite_filter, snapshot_properties=props)
-            return catalog.load_table(identifier)
-        except RETRYABLE_COMMIT_ERRORS as exc:
-            last = exc
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise RuntimeError(
-        f"could not commit {'.'.join(identifier)} {what} after {COMMIT_ATTEMPTS} attempts: {last}"
+
+    def commit(table: Table) -> Table:
+        table.overwrite(
+            make_data(table), overwrite_filter=overwrite_filter, snapshot_properties=props
+        )
+        return catalog.load_table(identifier)
+
+    return with_commit_retry(
+        lambda _: catalog.load_table(identifier), commit, f"{'.'.join(identifier)} {what}"
     )
 
 
@@ -322,27 +339,19 @@ def commit_files(
     files: the last writer wins cleanly and no one's rows are duplicated.
     """
     props = {k: str(v) for k, v in (snapshot_properties or {}).items()}
-    last: Exception | None = None
-    for attempt in range(COMMIT_ATTEMPTS):
-        table = catalog.load_table(identifier)
+
+    def commit(table: Table) -> Table:
         mapping = table.schema().name_mapping.model_dump_json()
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                with table.transaction() as tx:
-                    if table.properties.get(NAME_MAPPING) != mapping:
-                        tx.set_properties(**{NAME_MAPPING: mapping})
-                    tx.delete(row_filter, snapshot_properties=props)
-                    if paths:
-                        tx.add_files(
-                            list(paths), snapshot_properties=props, check_duplicate_files=False
-                        )
-            return catalog.load_table(identifier)
-        except RETRYABLE_COMMIT_ERRORS as exc:
-            last = exc
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise RuntimeError(
-        f"could not commit {'.'.join(identifier)} {what} after {COMMIT_ATTEMPTS} attempts: {last}"
+        with table.transaction() as tx:
+            if table.properties.get(NAME_MAPPING) != mapping:
+                tx.set_properties(**{NAME_MAPPING: mapping})
+            tx.delete(row_filter, snapshot_properties=props)
+            if paths:
+                tx.add_files(list(paths), snapshot_properties=props, check_duplicate_files=False)
+        return catalog.load_table(identifier)
+
+    return with_commit_retry(
+        lambda _: catalog.load_table(identifier), commit, f"{'.'.join(identifier)} {what}"
     )
 
 

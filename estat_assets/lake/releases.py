@@ -18,7 +18,6 @@ ago lose their tag; the current one never does). Cost: :func:`release_storage`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -29,7 +28,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo
 from pyiceberg.table import Table
 
-from estat_assets.lake.iceberg import COMMIT_ATTEMPTS, RETRYABLE_COMMIT_ERRORS
+from estat_assets.lake.iceberg import with_commit_retry
 
 SEPARATOR = "@"
 
@@ -61,22 +60,21 @@ def releases(table: Table, dataset_id: str | None = None) -> list[Release]:
 def tag_release(table: Table, dataset_id: str, updated_date: str, snapshot_id: int) -> Table:
     """Pin ``snapshot_id`` as ``dataset_id``'s release ``updated_date`` (moving an older tag)."""
     name = release_tag(dataset_id, updated_date)
-    last: Exception | None = None
-    for attempt in range(COMMIT_ATTEMPTS):  # another load may commit to the table meanwhile
-        current = table.metadata.refs.get(name)
+
+    def commit(current_table: Table) -> Table:
+        current = current_table.metadata.refs.get(name)
         if current is not None and current.snapshot_id == snapshot_id:
-            return table
-        manage = table.manage_snapshots()
+            return current_table
+        manage = current_table.manage_snapshots()
         if current is not None:
             manage = manage.remove_tag(name)
-        try:
-            manage.create_tag(snapshot_id, name).commit()
-            return table
-        except RETRYABLE_COMMIT_ERRORS as exc:
-            last = exc
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-            table = table.refresh()
-    raise RuntimeError(f"could not tag {name} after {COMMIT_ATTEMPTS} attempts: {last}")
+        manage.create_tag(snapshot_id, name).commit()
+        return current_table
+
+    # another load may commit to the table meanwhile: then refresh and tag again
+    return with_commit_retry(
+        lambda attempt: table if attempt == 0 else table.refresh(), commit, f"tag {name}"
+    )
 
 
 def release_as_of(table: Table, dataset_id: str, day: str) -> Release | None:
