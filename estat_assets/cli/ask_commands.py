@@ -21,6 +21,10 @@ from estat_assets.cli.common import (
 )
 
 
+def _id_argument(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("stats_data_id", metavar="STATS_DATA_ID", help=help)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from estat_assets.app.search import search
     from estat_assets.app.text import search_text
@@ -249,11 +253,7 @@ def add_app_commands(sub) -> None:
     p = sub.add_parser(
         "add", help="add an e-Stat table to the lake (domain inferred from its statistical field)"
     )
-    p.add_argument(
-        "stats_data_id",
-        metavar="STATS_DATA_ID",
-        help="the table's statsDataId (10 digits, the sid= of its e-Stat page)",
-    )
+    _id_argument(p, "the table's statsDataId (10 digits, the sid= of its e-Stat page)")
     p.add_argument(
         "--domain",
         default=None,
@@ -267,7 +267,7 @@ def add_app_commands(sub) -> None:
         "describe",
         help="a table: e-Stat's facts, axes (J/E), rows in the lake vs e-Stat, checks, snapshot",
     )
-    p.add_argument("stats_data_id", metavar="STATS_DATA_ID", help="the table's statsDataId")
+    _id_argument(p, "the table's statsDataId")
     p.add_argument(
         "--all", action="store_true", help="list every item of every axis (default: the first 20)"
     )
@@ -349,7 +349,7 @@ def add_app_commands(sub) -> None:
     p = sub.add_parser(
         "series", help="a tidy series of a loaded dataset, by axis filters (codes or names, J or E)"
     )
-    p.add_argument("stats_data_id", metavar="STATS_DATA_ID", help="the dataset's statsDataId")
+    _id_argument(p, "the dataset's statsDataId")
     _filter_option(p)
     p.add_argument(
         "--format",
@@ -365,7 +365,7 @@ def add_app_commands(sub) -> None:
     p = sub.add_parser(
         "verify", help="does a claimed figure agree with the official value in the lake?"
     )
-    p.add_argument("stats_data_id", metavar="STATS_DATA_ID", help="the dataset the figure is from")
+    _id_argument(p, "the dataset the figure is from")
     p.add_argument(
         "value",
         help="the claimed figure, as written (364.9, 1,234, ３６５); its decimals set the "
@@ -393,7 +393,7 @@ def add_app_commands(sub) -> None:
         "revisions",
         help="the releases of a table the lake keeps, and what each revised, added and removed",
     )
-    p.add_argument("stats_data_id", metavar="STATS_DATA_ID", help="the dataset's statsDataId")
+    _id_argument(p, "the dataset's statsDataId")
     p.add_argument("--since", default=None, help="only releases on or after YYYY-MM-DD")
     p.add_argument(
         "--compare",
