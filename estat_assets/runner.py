@@ -10,12 +10,13 @@ would wait for the ``estat_api`` pool says so on the console and gives up after
 from __future__ import annotations
 
 import contextlib
-import shutil
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.utils import make_new_run_id
@@ -41,8 +42,19 @@ class PoolBusyError(RuntimeError):
     """No ``estat_api`` slot came free in time: other runs are fetching from e-Stat."""
 
 
-def instance_yaml() -> bytes:
-    return resources.files("estat_assets").joinpath("dagster.yaml").read_bytes()
+HOME_REFERENCE = b"base_dir:\n        env: DAGSTER_HOME\n"
+
+
+def instance_yaml(home: Path | None = None) -> bytes:
+    """The packaged ``dagster.yaml``; with ``home``, its storage path written out, so an
+    in-process instance needs no ``DAGSTER_HOME`` in the environment."""
+    packaged = resources.files("estat_assets").joinpath("dagster.yaml").read_bytes()
+    if home is None:
+        return packaged
+    if HOME_REFERENCE not in packaged:
+        raise RuntimeError("estat_assets/dagster.yaml: the storage's base_dir is not the env form")
+    path = json.dumps(str(home.resolve())).encode()  # a JSON string is a YAML string
+    return packaged.replace(HOME_REFERENCE, b"base_dir: " + path + b"\n")
 
 
 def open_instance(settings: Settings) -> dg.DagsterInstance:
@@ -51,7 +63,7 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
     paths = settings.paths.ensure()
     home = paths.dagster_home
     target = home / "dagster.yaml"
-    wanted = instance_yaml()
+    wanted = instance_yaml(home)
     if not target.exists() or target.read_bytes() != wanted:
         target.write_bytes(wanted)
     nux = home / ".nux" / "nux.yaml"  # skip the "join the community" modal in the UI
@@ -59,12 +71,6 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
         nux.parent.mkdir(parents=True, exist_ok=True)
         nux.write_text("seen: 1\n", encoding="utf-8")
     return dg.DagsterInstance.from_config(str(home))
-
-
-def copy_instance_yaml(dagster_home: str) -> None:
-    """``make dev``: the same instance configuration for the UI and daemon."""
-    with resources.as_file(resources.files("estat_assets").joinpath("dagster.yaml")) as src:
-        shutil.copyfile(src, f"{dagster_home}/dagster.yaml")
 
 
 @dataclass(frozen=True)

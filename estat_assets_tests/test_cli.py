@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from estat_assets.instance import DATASET_TAG, DOMAIN_TAG
-from estat_assets.runner import open_instance
+from estat_assets.runner import instance_yaml, open_instance
 from estat_assets.settings import Settings
 from estat_assets_tests.factories import SAMPLES
 from estat_assets_tests.servers import free_port
@@ -416,9 +416,8 @@ def test_make_dev_serves_the_ui_without_calling_estat_and_ctrl_c_stops_everythin
         _wait_for(ui_up, 240, f"dagster dev on {port}: {log}", proc)
         collect()
         dagster_home = home / "dagster"
-        assert (dagster_home / "dagster.yaml").read_bytes() == (
-            ROOT / "estat_assets" / "dagster.yaml"
-        ).read_bytes()
+        # the packaged dagster.yaml, its storage path written out
+        assert (dagster_home / "dagster.yaml").read_bytes() == instance_yaml(dagster_home)
         with open_instance(Settings.from_env({"ESTAT_LAKE_HOME": str(home)})) as instance:
             assert instance.get_dynamic_partitions("population__dataset") == ["0000020202"]
         assert emulator.requests.entries() == []  # nothing asked e-Stat

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from estat_assets.instance import DATASET_TAG, DOMAIN_TAG
+from estat_assets.runner import instance_yaml
 from estat_assets_tests import devserver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,9 +41,8 @@ def test_asset_backfill_of_two_datasets_is_one_run_each(tmp_path, emulator, doma
     env = ui.lake_env(home, emulator.api_base, domains_file)
     dagster_home = ui.prepare_home(env)
     assert dagster_home == home / "dagster"
-    assert (dagster_home / "dagster.yaml").read_bytes() == (
-        ROOT / "estat_assets" / "dagster.yaml"
-    ).read_bytes()
+    # the packaged dagster.yaml, its storage path written out
+    assert (dagster_home / "dagster.yaml").read_bytes() == instance_yaml(dagster_home)
     assert ui.register_datasets(env, "population", list(DATASETS)) == sorted(DATASETS)
     with ui.DagsterDev(env, tmp_path / "dagster-dev.log") as dev:
         keys = ui.group_asset_keys(dev, "population")  # the chain and what runs in its runs
