@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
+from dagster._core.errors import DagsterExecutionInterruptedError
 
 from estat_assets import CREDIT_NOTICE
 from estat_assets.defs.errors import failure_for
@@ -168,6 +169,16 @@ def build_raw_asset(domain: DomainSpec, settings: Settings) -> dg.AssetsDefiniti
         except EStatError as exc:
             sink.discard()
             raise failure_for(exc) from None
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+            # Terminate (the UI's button, Ctrl-C) interrupts the fetch. Dagster retries an
+            # interrupted step that has a retry policy, so the run would go on; a failure that
+            # refuses retries lets it end CANCELED instead, with nothing published.
+            sink.discard()
+            raise dg.Failure(
+                description=f"{dataset_id}: terminated during the e-Stat fetch; nothing was "
+                "stored. Materialize it again to load it.",
+                allow_retries=False,
+            ) from None
         except BaseException:
             sink.discard()
             raise

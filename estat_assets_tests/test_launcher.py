@@ -1,0 +1,158 @@
+"""``estat_assets/launcher.py``: runs start in a pre-imported spare process.
+
+What must hold: the spare imports every third-party library the code location needs (so a run
+imports only the project's own code), and nothing of the project (so edited code applies to the
+next run); a spare with no run ends when its launcher goes; through a real ``dagster dev``,
+launched runs execute in the spare that was waiting, each in its own process, and the UI's
+Terminate cancels a run mid-fetch and ends its worker.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+from estat_assets.launcher import (
+    PRELOAD,
+    SPARE_MODULE,
+    WORKER_PID_TAG,
+    _retire,
+    _start_spare,
+)
+from estat_assets_tests import devserver
+
+PROBE = textwrap.dedent(
+    """
+    import importlib, json, sys
+    from estat_assets.launcher import PRELOAD
+    for module in PRELOAD:
+        importlib.import_module(module)
+    preloaded = set(sys.modules)
+    own = sorted(m for m in preloaded if m.split(".")[0] == "estat_assets")
+    import estat_assets.definitions
+    skip = set(sys.stdlib_module_names) | {"estat_assets"}
+    added = {m for m in set(sys.modules) - preloaded if m.split(".")[0] not in skip}
+    print(json.dumps({"own": own, "added": sorted(added)}))
+    """
+)
+
+
+def test_the_spare_preloads_every_library_of_the_code_location_and_none_of_its_code() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=120
+    )
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    # only the launcher module itself (the spare runs it), never the code location's modules
+    assert probe["own"] == ["estat_assets", "estat_assets.launcher"], probe["own"]
+    assert probe["added"] == [], probe["added"]  # no third-party module left to import
+    assert len(set(PRELOAD)) == len(PRELOAD)
+
+
+def test_a_spare_without_a_run_ends_when_its_input_closes() -> None:
+    spare = _start_spare()
+    assert SPARE_MODULE in " ".join(psutil.Process(spare.pid).cmdline())
+    _retire(spare)
+    assert spare.returncode == 0
+
+
+TERMINATE = """
+mutation($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunSuccess { run { runId } }
+    ... on TerminateRunFailure { message }
+    ... on PythonError { message }
+  }
+}"""
+
+RUN = """
+query($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { runId status tags { key value } } }
+}"""
+
+
+def _spares(dev: devserver.DagsterDev) -> set[int]:
+    """The live launcher processes under ``dagster dev`` (spares, and workers of runs)."""
+    assert dev.proc is not None
+    pids = set()
+    for process in psutil.Process(dev.proc.pid).children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and SPARE_MODULE in process.cmdline():
+                pids.add(process.pid)
+        except psutil.Error:
+            pass
+    return pids
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # ended, not yet collected
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _run(dev: devserver.DagsterDev, run_id: str) -> dict:
+    return dev.graphql(RUN, {"runId": run_id})["runOrError"]
+
+
+def _backfill_one(dev: devserver.DagsterDev, dataset: str) -> str:
+    keys = devserver.group_asset_keys(dev, "population")
+    backfill = devserver.launch_asset_backfill(dev, keys, [dataset])
+    runs = devserver.wait_for(
+        lambda: devserver.backfill_runs(dev, backfill) or None, 120, f"the run of {dataset}"
+    )
+    return runs[0]["runId"]
+
+
+@pytest.fixture
+def dev(tmp_path, emulator):
+    domains = tmp_path / "domains.yaml"
+    domains.write_text(
+        "domains:\n  population:\n    datasets: ['0000020202', '0003065345']\n", encoding="utf-8"
+    )
+    env = devserver.lake_env(tmp_path / "home", emulator.api_base, domains)
+    devserver.prepare_home(env)
+    devserver.register_datasets(env, "population", ["0000020202", "0003065345"])
+    with devserver.DagsterDev(env, tmp_path / "dagster-dev.log") as server:
+        yield server
+
+
+def _wait_status(dev: devserver.DagsterDev, run_id: str, statuses: set[str]) -> dict:
+    return devserver.wait_for(
+        lambda: ((r := _run(dev, run_id)) and r["status"] in statuses and r) or None,
+        180,
+        f"run {run_id} {statuses}",
+    )
+
+
+@pytest.mark.slow
+def test_runs_start_in_the_waiting_spare_and_terminate_cancels_mid_fetch(dev, emulator) -> None:
+    # the first run after start-up: no spare yet, so a process is started for it and a spare
+    # for the next run
+    first = _wait_status(dev, _backfill_one(dev, "0000020202"), devserver.TERMINAL)
+    assert first["status"] == "SUCCESS", dev.tail()
+    first_pid = int({t["key"]: t["value"] for t in first["tags"]}[WORKER_PID_TAG])
+    waiting = devserver.wait_for(lambda: _spares(dev) - {first_pid} or None, 60, "a spare")
+    assert len(waiting) == 1
+
+    # the next run is handed to that spare, held mid-fetch by e-Stat, and terminated from the UI
+    slow = emulator.faults.add(
+        {"kind": "latency", "seconds": 120, "endpoint": "getStatsData", "times": 1}
+    )
+    run_id = _backfill_one(dev, "0003065345")
+    devserver.wait_for(lambda: slow.hits == 1 or None, 120, "the held page")
+    tags = {t["key"]: t["value"] for t in _run(dev, run_id)["tags"]}
+    assert {int(tags[WORKER_PID_TAG])} == waiting  # the spare that waited runs it
+    out = dev.graphql(TERMINATE, {"runId": run_id})["terminateRun"]
+    assert out["__typename"] == "TerminateRunSuccess", out
+    canceled = _wait_status(dev, run_id, {"CANCELED", "FAILURE", "SUCCESS"})
+    assert canceled["status"] == "CANCELED", dev.tail()
+    worker = waiting.pop()
+    devserver.wait_for(lambda: _gone(worker) or None, 60, "the worker's exit")
+    # and a new spare waits for the next run
+    assert _spares(dev) - {first_pid, worker}
