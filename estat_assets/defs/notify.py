@@ -20,6 +20,10 @@ runtime of N seconds." (or forcibly marks it failed). The run ends FAILURE, or C
 worker's own cancellation lands last; :func:`exceeded_max_runtime` finds either message in the
 run's event log, so both sensors recognise it.
 
+A run is told once per event: Dagster may report two end events for one run (the daemon's
+``RUN_FAILURE`` after terminating a hung run, then the worker's own), so the events posted are
+kept in the run's ``estat/notified`` tag and not posted again.
+
 Payloads are Slack-compatible (``{"text": ...}``, Slack mrkdwn links) with structured fields
 beside the text: ``event``, ``citation`` (statsDataId, title, survey, UPDATED_DATE, e-Stat URL,
 snapshot, credit), ``run`` (id, job, status, partition, UI link under ``ESTAT_DAGSTER_URL``) and
@@ -52,6 +56,7 @@ MAX_RUNTIME = re.compile(r"(?:exceeding|Exceeded) maximum runtime of (\d+(?:\.\d
 MAX_ERROR_CHARS = 1500
 WILL_RETRY_TAG = "dagster/will_retry"
 RETRY_NUMBER_TAG = "dagster/retry_number"
+NOTIFIED_TAG = "estat/notified"  # the events posted for a run (told once each)
 
 
 class NotificationError(RuntimeError):
@@ -382,6 +387,11 @@ NOTIFIED_STATUSES = (
 )
 
 
+def notified(run: dg.DagsterRun) -> set[str]:
+    """The events already posted for ``run`` (its ``estat/notified`` tag)."""
+    return {e for e in run.tags.get(NOTIFIED_TAG, "").split(",") if e}
+
+
 def build_notify_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     def build(status: dg.DagsterRunStatus, part: str, what: str) -> dg.SensorDefinition:
         @dg.run_status_sensor(
@@ -401,8 +411,15 @@ def build_notify_sensors(settings: Settings) -> list[dg.SensorDefinition]:
                 return dg.SkipReason(f"{WEBHOOK_VARIABLE} is not set: no notifications")
             run = context.dagster_run
             payloads = notifications_for(context.instance, run, notifier, iceberg, lake)
+            current = context.instance.get_run_by_id(run.run_id) or run
+            sent = notified(current)
             for payload in payloads:
-                if notifier.send(payload, context.log):
+                if payload["event"] in sent:  # a second end event of the same run
+                    context.log.info(f"run {run.run_id}: {payload['event']} already sent")
+                elif notifier.send(payload, context.log):
+                    sent.add(payload["event"])
+                    tag = {NOTIFIED_TAG: ",".join(sorted(sent))}
+                    context.instance.add_run_tags(run.run_id, tag)
                     context.log.info(f"run {run.run_id}: sent {payload['event']} notification")
             return None
 

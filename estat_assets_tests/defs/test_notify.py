@@ -262,6 +262,14 @@ def test_a_run_stopped_by_run_monitoring_is_posted_as_hung(tmp_path, server, ins
     assert "exceeded its maximum runtime of 1 s" in payload["text"]
     assert payload["citation"]["stats_data_id"] == RECORDED
     assert payload["run"]["url"] == f"{DAGSTER_URL}/runs/{run.run_id}"
+    # The worker's own end event after the daemon's (a second RUN_FAILURE): told once
+    instance.report_run_failed(instance.get_run_by_id(run.run_id), "the worker's own failure")
+    assert (
+        len(instance.get_records_for_run(run.run_id, of_type=END_EVENTS[ended.status]).records) == 2
+    )
+    notify(lake, run.run_id)
+    assert [p["event"] for p in sink.received] == ["run_hung"]
+    assert instance.get_run_by_id(run.run_id).tags["estat/notified"] == "run_hung"
     # An ordinary failure is not a hung run.
     assert exceeded_max_runtime(instance, lake.run("0000020202", years="abc").run_id) is None
 
