@@ -4,13 +4,16 @@ Why: Dagster's ``DefaultRunLauncher`` asks the code server to spawn a fresh inte
 which then imports Dagster, pyarrow, pandas, pyiceberg and pandera (about 2 s on the 2-core
 machine) before the first step; a 60,000-row table's whole load is about 2 s. This launcher keeps
 one *spare* process that has imported those libraries and waits; a launched run is handed to it
-(``dagster api execute_run``'s own code, so the run executes exactly as Dagster's worker would)
-and a new spare is started for the next run.
+(``dagster api execute_run``'s own code, so the run executes exactly as Dagster's worker would);
+once that run's worker has ended, a new spare is started for the next run (not at once: its
+imports would compete with the run for the CPU). Runs launched while no spare waits (the first
+after start-up, a second run in parallel) start in a new process, as with Dagster's launcher.
 
 The spare imports third-party libraries only, never ``estat_assets``: the run imports the code
 location fresh, so "Reload definitions" in the UI and edited code apply to the next run as they
-do with Dagster's launcher. A spare older than ``spare_max_age_seconds`` is replaced (libraries
-upgraded underneath it). Runs whose Python is not this one fall back to Dagster's launcher.
+do with Dagster's launcher. A spare whose libraries changed on disk since it imported them (an
+upgrade) runs its run in a fresh ``dagster api execute_run`` instead. Runs whose Python is not
+this one fall back to Dagster's launcher.
 
 Terminate (the UI's button, from any process): the run is marked canceling and its worker gets
 SIGINT, which Dagster's worker turns into a clean cancellation (what the code server's cancel
@@ -27,13 +30,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import psutil
-from dagster import Field, IntSource
 from dagster._core.launcher.base import LaunchRunContext
 from dagster._core.launcher.default_run_launcher import DefaultRunLauncher
 from dagster._grpc.types import ExecuteRunArgs
@@ -76,33 +74,15 @@ PRELOAD = (
 SPARE_MODULE = "estat_assets.launcher"
 
 
-@dataclass
-class Spare:
-    process: subprocess.Popen
-    started: float
-
-
 class WarmRunLauncher(DefaultRunLauncher):
     """``DefaultRunLauncher`` whose runs start in a pre-imported spare process (see the module)."""
 
-    def __init__(
-        self, inst_data: ConfigurableClassData | None = None, spare_max_age_seconds: int = 600
-    ) -> None:
+    def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(inst_data)
-        self._max_age = spare_max_age_seconds
-        self._spare: Spare | None = None
+        self._spare: subprocess.Popen | None = None
         self._workers: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
-
-    @classmethod
-    def config_type(cls) -> dict:
-        return {"spare_max_age_seconds": Field(IntSource, is_required=False, default_value=600)}
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
-    ) -> WarmRunLauncher:
-        return cls(inst_data=inst_data, **config_value)
+        self._disposed = False
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
@@ -117,17 +97,27 @@ class WarmRunLauncher(DefaultRunLauncher):
             worker = self._hand_over(line)
             self._instance.add_run_tags(run.run_id, {WORKER_PID_TAG: str(worker.pid)})
             self._workers[run.run_id] = worker
-            self._spare = Spare(_start_spare(), time.monotonic())  # for the next run
+        threading.Thread(
+            target=self._spare_after, args=(worker,), name="estat-spare", daemon=True
+        ).start()
+
+    def _spare_after(self, worker: subprocess.Popen) -> None:
+        """The next run's spare, started once this run's worker has ended: its imports (two
+        seconds of a core) must not slow the run down on a small machine."""
+        worker.wait()
+        with self._lock:
+            self._reap()
+            if self._spare is None and not self._disposed:
+                self._spare = _start_spare()
 
     def _hand_over(self, line: str) -> subprocess.Popen:
-        """The run's line to the spare if it is alive and young enough, else to a new process."""
+        """The run's line to the waiting spare if it is alive, else to a new process."""
         spare, self._spare = self._spare, None
-        if spare is not None and time.monotonic() - spare.started <= self._max_age:
-            with contextlib.suppress(BrokenPipeError, OSError, ValueError):
-                _send(spare.process, line)
-                return spare.process
         if spare is not None:
-            _retire(spare.process)
+            with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+                _send(spare, line)
+                return spare
+            _retire(spare)
         process = _start_spare()
         _send(process, line)
         return process
@@ -154,8 +144,9 @@ class WarmRunLauncher(DefaultRunLauncher):
 
     def dispose(self) -> None:
         with self._lock:
+            self._disposed = True
             if self._spare is not None:
-                _retire(self._spare.process)
+                _retire(self._spare)
                 self._spare = None
         super().dispose()
 
@@ -199,17 +190,33 @@ def _is_spare_process(pid: int) -> bool:
         return False
 
 
+def _stamp(module: str) -> tuple[int, int] | None:
+    path = getattr(sys.modules[module], "__file__", None)
+    if not path:
+        return None
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_ino
+
+
+def changed(stamps: dict[str, tuple[int, int] | None]) -> bool:
+    """Whether a module's file changed on disk since ``stamps`` were taken."""
+    return any(_stamp(module) != stamp for module, stamp in stamps.items())
+
+
 def spare_main() -> int:
     """The spare: import the libraries, wait for one run, execute it as ``dagster api
     execute_run`` does; exit quietly if the launcher goes away first."""
     try:
         for module in PRELOAD:
             importlib.import_module(module)
+        stamps = {module: _stamp(module) for module in PRELOAD}
         line = sys.stdin.readline().strip()
     except KeyboardInterrupt:  # Ctrl-C in `dagster dev` before a run came: nothing to do
         return 0
     if not line:
         return 0
+    if changed(stamps):  # a library was upgraded since it was imported: run what is installed now
+        os.execv(sys.executable, [sys.executable, "-m", "dagster", "api", "execute_run", line])
     from dagster._cli.api import execute_run_command
 
     execute_run_command.callback(line, None)  # type: ignore[misc]

@@ -3,13 +3,16 @@
 What must hold: the spare imports every third-party library the code location needs (so a run
 imports only the project's own code), and nothing of the project (so edited code applies to the
 next run); a spare with no run ends when its launcher goes; through a real ``dagster dev``,
-launched runs execute in the spare that was waiting, each in its own process, and the UI's
-Terminate cancels a run mid-fetch and ends its worker.
+launched runs execute in the spare that was waiting (started once the previous run ended), each
+in its own process, and the UI's Terminate cancels a run mid-fetch and ends its worker. A spare
+notices a library upgraded on disk since it imported it.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -22,7 +25,9 @@ from estat_assets.launcher import (
     SPARE_MODULE,
     WORKER_PID_TAG,
     _retire,
+    _stamp,
     _start_spare,
+    changed,
 )
 from estat_assets_tests import devserver
 
@@ -51,6 +56,22 @@ def test_the_spare_preloads_every_library_of_the_code_location_and_none_of_its_c
     assert probe["own"] == ["estat_assets", "estat_assets.launcher"], probe["own"]
     assert probe["added"] == [], probe["added"]  # no third-party module left to import
     assert len(set(PRELOAD)) == len(PRELOAD)
+
+
+def test_a_library_changed_on_disk_since_the_spare_imported_it_is_noticed(
+    tmp_path, monkeypatch
+) -> None:
+    module = tmp_path / "estat_probe_lib.py"
+    module.write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("estat_probe_lib")
+    stamps = {"estat_probe_lib": _stamp("estat_probe_lib")}
+    assert not changed(stamps)
+    module.write_text("X = 2\n")  # an upgrade rewrites the file
+    later = module.stat().st_mtime_ns + 1_000_000_000
+    os.utime(module, ns=(later, later))
+    assert changed(stamps)
+    sys.modules.pop("estat_probe_lib")
 
 
 def test_a_spare_without_a_run_ends_when_its_input_closes() -> None:
