@@ -1,11 +1,10 @@
-"""``estat_assets/launcher.py``: runs start in a pre-imported spare process.
+"""``estat_assets/launcher.py``: runs are forked from a server that imported their libraries.
 
-What must hold: the spare imports every third-party library the code location needs (so a run
+What must hold: the server imports every third-party library the code location needs (so a run
 imports only the project's own code), and nothing of the project (so edited code applies to the
-next run); a spare with no run ends when its launcher goes; through a real ``dagster dev``,
-launched runs execute in the spare that was waiting (started once the previous run ended), each
-in its own process, and the UI's Terminate cancels a run mid-fetch and ends its worker. A spare
-notices a library upgraded on disk since it imported it.
+next run); a library upgraded on disk since then is noticed; through a real ``dagster dev``, each
+run executes in its own child of the one fork server, started with the first run, and the UI's
+Terminate cancels a run mid-fetch and ends its worker.
 """
 
 from __future__ import annotations
@@ -16,17 +15,16 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import psutil
 import pytest
 
 from estat_assets.launcher import (
     PRELOAD,
-    SPARE_MODULE,
+    SERVER_MARK,
     WORKER_PID_TAG,
-    _retire,
     _stamp,
-    _start_spare,
     changed,
 )
 from estat_assets_tests import devserver
@@ -74,13 +72,6 @@ def test_a_library_changed_on_disk_since_the_spare_imported_it_is_noticed(
     sys.modules.pop("estat_probe_lib")
 
 
-def test_a_spare_without_a_run_ends_when_its_input_closes() -> None:
-    spare = _start_spare()
-    assert SPARE_MODULE in " ".join(psutil.Process(spare.pid).cmdline())
-    _retire(spare)
-    assert spare.returncode == 0
-
-
 TERMINATE = """
 mutation($runId: String!) {
   terminateRun(runId: $runId) {
@@ -97,17 +88,11 @@ query($runId: ID!) {
 }"""
 
 
-def _spares(dev: devserver.DagsterDev) -> set[int]:
-    """The live launcher processes under ``dagster dev`` (spares, and workers of runs)."""
-    assert dev.proc is not None
-    pids = set()
-    for process in psutil.Process(dev.proc.pid).children(recursive=True):
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE and SPARE_MODULE in process.cmdline():
-                pids.add(process.pid)
-        except psutil.Error:
-            pass
-    return pids
+def _server_of(pid: int) -> psutil.Process:
+    """The fork server whose child ``pid`` is."""
+    parent = psutil.Process(pid).parent()
+    assert parent is not None and SERVER_MARK in " ".join(parent.cmdline()), parent
+    return parent
 
 
 def _gone(pid: int) -> bool:
@@ -152,28 +137,28 @@ def _wait_status(dev: devserver.DagsterDev, run_id: str, statuses: set[str]) -> 
 
 
 @pytest.mark.slow
-def test_runs_start_in_the_waiting_spare_and_terminate_cancels_mid_fetch(dev, emulator) -> None:
-    # the first run after start-up: no spare yet, so a process is started for it and a spare
-    # for the next run
+def test_runs_are_forked_from_one_server_and_terminate_cancels_mid_fetch(dev, emulator) -> None:
+    # the first run starts the fork server (its imports) and is its first child
     first = _wait_status(dev, _backfill_one(dev, "0000020202"), devserver.TERMINAL)
     assert first["status"] == "SUCCESS", dev.tail()
-    first_pid = int({t["key"]: t["value"] for t in first["tags"]}[WORKER_PID_TAG])
-    waiting = devserver.wait_for(lambda: _spares(dev) - {first_pid} or None, 60, "a spare")
-    assert len(waiting) == 1
+    assert int({t["key"]: t["value"] for t in first["tags"]}[WORKER_PID_TAG]) > 0
 
-    # the next run is handed to that spare, held mid-fetch by e-Stat, and terminated from the UI
+    # the next run, held mid-fetch by e-Stat: a child of the same server, which was waiting
     slow = emulator.faults.add(
         {"kind": "latency", "seconds": 120, "endpoint": "getStatsData", "times": 1}
     )
+    launched = time.time()
     run_id = _backfill_one(dev, "0003065345")
     devserver.wait_for(lambda: slow.hits == 1 or None, 120, "the held page")
-    tags = {t["key"]: t["value"] for t in _run(dev, run_id)["tags"]}
-    assert {int(tags[WORKER_PID_TAG])} == waiting  # the spare that waited runs it
+    worker = int({t["key"]: t["value"] for t in _run(dev, run_id)["tags"]}[WORKER_PID_TAG])
+    server = _server_of(worker)
+    assert server.create_time() < launched < psutil.Process(worker).create_time() + 1
+    assert server.pid != worker
+
+    # Terminate from the UI: the run ends CANCELED and its worker exits; the server stays
     out = dev.graphql(TERMINATE, {"runId": run_id})["terminateRun"]
     assert out["__typename"] == "TerminateRunSuccess", out
     canceled = _wait_status(dev, run_id, {"CANCELED", "FAILURE", "SUCCESS"})
     assert canceled["status"] == "CANCELED", dev.tail()
-    worker = waiting.pop()
     devserver.wait_for(lambda: _gone(worker) or None, 60, "the worker's exit")
-    # and a new spare waits for the next run
-    assert _spares(dev) - {first_pid, worker}
+    assert server.is_running()
