@@ -125,7 +125,7 @@ def split_rows(
     key_arrays = [col(k) for k in row_keys]
     class_codes: dict[int, pa.Array] = {}  # key position → index into its CLASS list
     unknown = _false(n)
-    unknown_axes: list[pa.Array] = []
+    unknown_axes: list[tuple[str, pa.Array]] = []  # (column, its rows with a code not in CLASS_INF)
     for cls in metadata.classes if metadata else ():
         column = f"{cls.id}_code"
         if column not in row_keys or not cls.items:
@@ -135,7 +135,7 @@ def split_rows(
         class_codes[row_keys.index(column)] = index
         bad = pc.and_(pc.is_valid(codes), pc.is_null(index))
         unknown = pc.or_(unknown, bad)
-        unknown_axes.append(_reason(bad, column))
+        unknown_axes.append((column, bad))
 
     # Duplicates among the rows that are otherwise fine: the first occurrence stays.
     ok = pc.invert(pc.or_(null_key, unknown))
@@ -143,19 +143,22 @@ def split_rows(
     if n and row_keys:
         duplicate = pc.and_(ok, pa.array(_repeats(key_arrays, ok, class_codes)))
 
-    parts = [_reason(null_key, NULL_KEY)]
-    if unknown_axes:
-        which = join_skip_nulls(unknown_axes, ",")
-        parts.append(pc.binary_join_element_wise(f"{CODE_NOT_IN_CLASS_INF}:", which, ""))
-    parts.append(_reason(duplicate, DUPLICATE_KEY))
-    reason = join_skip_nulls(parts, "; ")
     bad_row = pc.or_(pc.or_(null_key, unknown), duplicate)
     bad_count = pc.sum(bad_row.cast(pa.int64())).as_py() or 0
     clean = table.filter(pc.invert(bad_row)) if bad_count else table
     if bad_count:
+        # reasons are strings: built for the quarantined rows only (most tables have none)
+        def of_bad(mask: pa.Array) -> pa.Array:
+            return mask.filter(bad_row)
+
+        parts = [_reason(of_bad(null_key), NULL_KEY)]
+        if unknown_axes:
+            which = join_skip_nulls([_reason(of_bad(m), c) for c, m in unknown_axes], ",")
+            parts.append(pc.binary_join_element_wise(f"{CODE_NOT_IN_CLASS_INF}:", which, ""))
+        parts.append(_reason(of_bad(duplicate), DUPLICATE_KEY))
         quarantined = (
             table.filter(bad_row)
-            .append_column("quarantine_reason", reason.filter(bad_row))
+            .append_column("quarantine_reason", join_skip_nulls(parts, "; "))
             .append_column("source_row", source.filter(bad_row))
         )
     else:
