@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from estat_assets.arrow_memory import use_arrow_memory_pool
 from estat_assets.defs.assets import build_domain_assets
 from estat_assets.defs.audit import build_audit_sensors
 from estat_assets.defs.jobs import build_domain_job, job_name
@@ -51,6 +52,7 @@ def build_definitions(
     resources: dict | None = None,
 ) -> dg.Definitions:
     settings = settings or Settings.from_env()
+    use_arrow_memory_pool(settings.arrow_memory_pool)  # the process that runs loads builds these
     resources = resources if resources is not None else build_resources(settings)
     domains = domains if domains is not None else active_domains(settings, resources)
     assets = [a for d in domains for a in build_domain_assets(d, settings)]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 ENVIRONMENTS = ("local", "aws")
 TABLE_WRITERS = ("pyiceberg", "athena")
+MEMORY_POOLS = ("system", "mimalloc", "jemalloc")  # estat_assets/arrow_memory.py
 QUERY_ENGINES = ("duckdb", "athena")
 DEFAULT_EMULATOR_PORT = 18800
 DEFAULT_REGION = "ap-northeast-1"
@@ -136,6 +137,11 @@ VARIABLES: tuple[Variable, ...] = (
         "ESTAT_TABLE_WRITER",
         "pyiceberg",
         "aws: `pyiceberg` (one commit per load) or `athena` (DELETE + INSERT through Athena)",
+    ),
+    Variable(
+        "ESTAT_ARROW_MEMORY_POOL",
+        "system",
+        "Arrow's allocator in loads: `system` (the C library's), `mimalloc` or `jemalloc`",
     ),
 )
 SECRETS = (
@@ -282,6 +288,7 @@ class Settings:
     athena_endpoint: str | None = None
     query_engine: str = "duckdb"
     table_writer: str = "pyiceberg"
+    arrow_memory_pool: str = "system"
     # The secret variables that are set (never printed), and whether they came from this
     # process's environment (then resources read them through Dagster's EnvVar, never by value).
     _environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -323,6 +330,7 @@ class Settings:
                 env, "ESTAT_QUERY_ENGINE", "athena" if aws else "duckdb", QUERY_ENGINES
             ),
             table_writer=_choice(env, "ESTAT_TABLE_WRITER", "pyiceberg", TABLE_WRITERS),
+            arrow_memory_pool=_choice(env, "ESTAT_ARROW_MEMORY_POOL", "system", MEMORY_POOLS),
             _environ={k: env[k] for k in SECRETS if env.get(k)},
             secrets_from_process=env is os.environ,
         )

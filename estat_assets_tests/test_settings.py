@@ -102,6 +102,7 @@ PARSED: dict[str, tuple[str, dict[str, str], str, Any]] = {
     ),
     "ESTAT_QUERY_ENGINE": ("athena", {}, "query_engine", "athena"),
     "ESTAT_TABLE_WRITER": ("athena", {}, "table_writer", "athena"),
+    "ESTAT_ARROW_MEMORY_POOL": ("mimalloc", {}, "arrow_memory_pool", "mimalloc"),
 }
 
 
