@@ -136,16 +136,21 @@ class DagsterDev(DevServer):
         raise TimeoutError(f"run {run_id} not done in {timeout:.0f} s: {self.tail()}")
 
 
+# How a run worker's command line reads: the lake's launcher, Dagster's, the CLI's.
+WORKER_MARKS = ("multiprocessing.forkserver", "multiprocessing.spawn", "execute_run")
+
+
 class RssSampler:
-    """Peak RSS of the run workers of a process group, sampled: under ``dagster dev`` the code
-    server starts each run in a ``multiprocessing`` spawn child (``dagster api execute_run``
-    elsewhere)."""
+    """Peak RSS of the run workers of a process group, sampled: under ``dagster dev`` the lake's
+    launcher forks each from its ``multiprocessing`` fork server (Dagster's own launcher: a spawn
+    child of the code server; ``dagster api execute_run`` elsewhere)."""
 
     def __init__(self, pgid: int, every: float = 0.1) -> None:
         self.pgid = pgid
         self.every = every
         self.peak: dict[int, int] = {}
         self.created: dict[int, float] = {}  # pid → process start (epoch seconds)
+        self.parent_created: dict[int, float] = {}  # pid → its parent's start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -167,10 +172,13 @@ class RssSampler:
                     continue
                 with contextlib.suppress(psutil.Error, OSError):
                     cmd = " ".join(proc.info["cmdline"] or ())
-                    is_worker = "execute_run" in cmd or "multiprocessing.spawn" in cmd
+                    is_worker = any(mark in cmd for mark in WORKER_MARKS)
                     if is_worker and os.getpgid(proc.pid) == self.pgid:
                         workers[proc.pid] = proc
                         self.created[proc.pid] = proc.create_time()
+                        parent = proc.parent()
+                        if parent is not None:
+                            self.parent_created[proc.pid] = parent.create_time()
             for pid, proc in list(workers.items()):
                 try:
                     rss = proc.memory_info().rss
