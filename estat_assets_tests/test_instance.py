@@ -220,7 +220,7 @@ def test_the_instance_sets_the_backfill_daemons_tick(tmp_path, daemon_interval) 
     with open_instance(settings) as instance:
         assert isinstance(instance.run_coordinator, EstatRunCoordinator)
         assert instance.auto_materialize_minimum_interval_seconds == 30  # pinned, not the tick
-    assert daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS == 2  # the packaged config's value
+    assert daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS == 1  # the packaged config's value
     # what the backfill daemon's loop reads when it starts
     from dagster._daemon import backfill
 
