@@ -29,9 +29,17 @@ from pyiceberg.exceptions import (
     ValidationException,
 )
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, In
+from pyiceberg.io.pyarrow import (
+    _check_pyarrow_schema_compatible,
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import (
     DateType,
@@ -288,12 +296,12 @@ class SlicePart:
 
 def write_data_file(
     table: Table, batches: Iterable[pa.Table | pa.RecordBatch], dataset_id: str, year: int
-) -> str:
+) -> WrittenFile:
     """One Parquet data file of a ``(dataset_id, year)`` slice in the table's own location.
 
     Written with pyarrow batch by batch, so memory is bounded by a batch (pyiceberg's own writer
-    needed ~10× the table for a million rows); statistics, partition values and the commit are
-    pyiceberg's (``add_files``). Every row must be of the slice.
+    needed ~10× the table for a million rows); statistics and partition values are pyiceberg's,
+    from the writer's own footer (:func:`commit_files`). Every row must be of the slice.
     """
     return write_parquet_file(
         table,
@@ -303,37 +311,74 @@ def write_data_file(
     )
 
 
+@dataclass(frozen=True)
+class WrittenFile:
+    """A data file written for a commit, with the footer the writer produced and its size, so
+    the commit need not read either back (``add_files`` opens every file again)."""
+
+    path: str
+    metadata: pq.FileMetaData
+    size: int
+
+
 def write_parquet_file(
     table: Table,
     batches: Iterable[pa.Table | pa.RecordBatch],
     partition_dir: str,
     check: Callable[[pa.Table], None] = lambda _: None,
-) -> str:
-    """One Parquet data file under ``<table location>/data/<partition_dir>/``, for ``add_files``:
-    the table's columns without field ids (the name mapping), a row group at a time."""
+) -> WrittenFile:
+    """One Parquet data file under ``<table location>/data/<partition_dir>/``, for
+    :func:`commit_files`: the table's columns without field ids (the name mapping), a row group at
+    a time."""
     path = f"{table.location().rstrip('/')}/data/{partition_dir}/{uuid.uuid4().hex}.parquet"
     schema = _file_schema(table)
-    with (
-        table.io.new_output(path).create(overwrite=False) as stream,
-        pq.ParquetWriter(stream, schema, compression="zstd") as writer,
-    ):
-        for batch in batches:
-            part = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-            check(part)
-            for start in range(0, part.num_rows, ROW_GROUP_ROWS):
-                writer.write_table(align(part.slice(start, ROW_GROUP_ROWS), schema))
-    return path
+    with table.io.new_output(path).create(overwrite=False) as stream:
+        writer = pq.ParquetWriter(stream, schema, compression="zstd")
+        with writer:
+            for batch in batches:
+                part = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+                check(part)
+                for start in range(0, part.num_rows, ROW_GROUP_ROWS):
+                    writer.write_table(align(part.slice(start, ROW_GROUP_ROWS), schema))
+        size = stream.tell()
+    return WrittenFile(path, writer.writer.metadata, size)
+
+
+def _data_file(metadata: TableMetadata, written: WrittenFile) -> DataFile:
+    """The manifest entry of a file we wrote: what ``add_files`` computes from its footer
+    (pyiceberg's own statistics and partition functions), from the writer's footer instead."""
+    schema = metadata.schema()
+    _check_pyarrow_schema_compatible(
+        schema, written.metadata.schema.to_arrow_schema(), format_version=metadata.format_version
+    )
+    stats = data_file_statistics_from_parquet_metadata(
+        parquet_metadata=written.metadata,
+        stats_columns=compute_statistics_plan(schema, metadata.properties),
+        parquet_column_mapping=parquet_path_to_id_mapping(schema),
+    )
+    return DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=written.path,
+        file_format=FileFormat.PARQUET,
+        partition=stats.partition(metadata.spec(), schema),
+        file_size_in_bytes=written.size,
+        sort_order_id=None,
+        spec_id=metadata.default_spec_id,
+        equality_ids=None,
+        key_metadata=None,
+        **stats.to_serialized_dict(),
+    )
 
 
 def commit_files(
     catalog: Catalog,
     identifier: tuple[str, str],
     row_filter: BooleanExpression,
-    paths: Sequence[str],
+    files: Sequence[WrittenFile],
     snapshot_properties: Mapping[str, str] | None = None,
     what: str = "",
 ) -> Table:
-    """Delete the rows matching ``row_filter`` and add the data files ``paths`` in ONE commit.
+    """Delete the rows matching ``row_filter`` and add the data files ``files`` in ONE commit.
 
     The files are written beforehand, so a lost race is retried on a fresh table with the same
     files: the last writer wins cleanly and no one's rows are duplicated.
@@ -346,8 +391,11 @@ def commit_files(
             if table.properties.get(NAME_MAPPING) != mapping:
                 tx.set_properties(**{NAME_MAPPING: mapping})
             tx.delete(row_filter, snapshot_properties=props)
-            if paths:
-                tx.add_files(list(paths), snapshot_properties=props, check_duplicate_files=False)
+            if files:
+                entries = [_data_file(tx.table_metadata, f) for f in files]
+                with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
+                    for entry in entries:
+                        append.append_data_file(entry)
         return catalog.load_table(identifier)
 
     return with_commit_retry(
@@ -373,7 +421,7 @@ def replace_slices(
     """
     allowed = None if years is None else {int(y) for y in years}
     table = catalog.load_table(identifier)
-    written: list[Future[str]] = []
+    written: list[Future[WrittenFile]] = []
     # Year files are written WRITE_THREADS at a time: Parquet decoding and encoding release the
     # GIL, and a long series is many small files. Memory: a batch per thread.
     with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="iceberg-write") as pool:
@@ -389,12 +437,12 @@ def replace_slices(
             for year in sorted(pc.unique(part.column("year")).to_pylist()) if part.num_rows else []:
                 rows = part.filter(pc.equal(part.column("year"), year))
                 written.append(pool.submit(write_data_file, table, [rows], dataset_id, year))
-        paths = [future.result() for future in written]
+        files = [future.result() for future in written]
     return commit_files(
         catalog,
         identifier,
         dataset_filter(dataset_id, years),
-        paths,
+        files,
         snapshot_properties,
         what=f"dataset {dataset_id}",
     )

@@ -542,9 +542,9 @@ def replace_release_rows(
     ONE commit: delete + add the file written beforehand; a lost race is retried on a fresh
     table with the same file, so a rerun or a concurrent writer never duplicates."""
     table = catalog.load_table(identifier)
-    paths = [write_parquet_file(table, [rows], f"dataset_id={dataset_id}")] if rows.num_rows else []
+    files = [write_parquet_file(table, [rows], f"dataset_id={dataset_id}")] if rows.num_rows else []
     return commit_files(
-        catalog, identifier, row_filter, paths, snapshot_properties, what=f"rows of {dataset_id}"
+        catalog, identifier, row_filter, files, snapshot_properties, what=f"rows of {dataset_id}"
     )
 
 

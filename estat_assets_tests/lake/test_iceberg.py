@@ -277,3 +277,29 @@ def test_concurrent_writers_of_one_dataset_leave_one_copy(catalog) -> None:
     assert held(catalog) == {str(y): 1 for y in YEARS}
     winner = ids[1981]
     assert len(winner) == 1 and all(r == winner for r in ids.values())  # one writer's release
+
+
+def test_manifest_entries_from_the_writers_footer_equal_what_add_files_reads_back(
+    catalog,
+) -> None:
+    """A committed file's entry (statistics, partition, size) is the one pyiceberg's
+    ``add_files`` would compute by opening the file again."""
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+    table = load(catalog)
+    entries = [task.file for task in table.scan().plan_files()]
+    assert len(entries) == len(YEARS)
+    for entry in entries:
+        again = parquet_file_to_data_file(table.io, table.metadata, entry.file_path)
+        for name in (
+            "record_count",
+            "file_size_in_bytes",
+            "partition",
+            "column_sizes",
+            "value_counts",
+            "null_value_counts",
+            "lower_bounds",
+            "upper_bounds",
+            "split_offsets",
+        ):
+            assert getattr(entry, name) == getattr(again, name), name
