@@ -52,6 +52,8 @@ PRELOAD = (
     "pyarrow.dataset",
     "pyarrow.parquet",
     "pandera.pandas",
+    "pandera.backends.pandas.register",  # imported by the first validation, not by the code
+    "pandera.backends.pandas.builtin_checks",
     "pyiceberg.catalog.sql",
     "pyiceberg.io.pyarrow",
     "pyiceberg.table",

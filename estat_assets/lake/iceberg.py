@@ -344,30 +344,41 @@ def write_parquet_file(
     return WrittenFile(path, writer.writer.metadata, size)
 
 
-def _data_file(metadata: TableMetadata, written: WrittenFile) -> DataFile:
-    """The manifest entry of a file we wrote: what ``add_files`` computes from its footer
-    (pyiceberg's own statistics and partition functions), from the writer's footer instead."""
+def _data_files(metadata: TableMetadata, files: Sequence[WrittenFile]) -> list[DataFile]:
+    """The manifest entries of files we wrote: what ``add_files`` computes from their footers
+    (pyiceberg's own statistics and partition functions), from the writer's footers instead."""
     schema = metadata.schema()
-    _check_pyarrow_schema_compatible(
-        schema, written.metadata.schema.to_arrow_schema(), format_version=metadata.format_version
-    )
-    stats = data_file_statistics_from_parquet_metadata(
-        parquet_metadata=written.metadata,
-        stats_columns=compute_statistics_plan(schema, metadata.properties),
-        parquet_column_mapping=parquet_path_to_id_mapping(schema),
-    )
-    return DataFile.from_args(
-        content=DataFileContent.DATA,
-        file_path=written.path,
-        file_format=FileFormat.PARQUET,
-        partition=stats.partition(metadata.spec(), schema),
-        file_size_in_bytes=written.size,
-        sort_order_id=None,
-        spec_id=metadata.default_spec_id,
-        equality_ids=None,
-        key_metadata=None,
-        **stats.to_serialized_dict(),
-    )
+    stats_columns = compute_statistics_plan(schema, metadata.properties)
+    column_mapping = parquet_path_to_id_mapping(schema)
+    checked: list[pa.Schema] = []  # the files of a commit share their schema: check it once
+    entries = []
+    for written in files:
+        arrow_schema = written.metadata.schema.to_arrow_schema()
+        if not any(arrow_schema.equals(seen) for seen in checked):
+            _check_pyarrow_schema_compatible(
+                schema, arrow_schema, format_version=metadata.format_version
+            )
+            checked.append(arrow_schema)
+        stats = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=written.metadata,
+            stats_columns=stats_columns,
+            parquet_column_mapping=column_mapping,
+        )
+        entries.append(
+            DataFile.from_args(
+                content=DataFileContent.DATA,
+                file_path=written.path,
+                file_format=FileFormat.PARQUET,
+                partition=stats.partition(metadata.spec(), schema),
+                file_size_in_bytes=written.size,
+                sort_order_id=None,
+                spec_id=metadata.default_spec_id,
+                equality_ids=None,
+                key_metadata=None,
+                **stats.to_serialized_dict(),
+            )
+        )
+    return entries
 
 
 def commit_files(
@@ -392,7 +403,7 @@ def commit_files(
                 tx.set_properties(**{NAME_MAPPING: mapping})
             tx.delete(row_filter, snapshot_properties=props)
             if files:
-                entries = [_data_file(tx.table_metadata, f) for f in files]
+                entries = _data_files(tx.table_metadata, files)
                 with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
                     for entry in entries:
                         append.append_data_file(entry)
