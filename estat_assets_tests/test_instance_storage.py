@@ -3,7 +3,8 @@
 What must hold: the lake's instance uses it; events round-trip and another process (the UI, the
 daemon) sees each one as it is committed, woken by the file watcher although the writer's
 connection stays open; a home written by Dagster's own SQLite storage keeps its history; the
-engines a process keeps are bounded and closed on dispose and wipe.
+engines a process keeps are bounded and closed on dispose and wipe; databases that carry their
+schema open without Dagster's migration scripts, and those that do not are created by its code.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import threading
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as sa
 from dagster._core.test_utils import create_run_for_test
 
 from estat_assets.instance_storage import (
     RUN_ENGINES,
     PooledSqliteEventLogStorage,
+    schema_ready,
 )
 from estat_assets.runner import open_instance
 from estat_assets.settings import Settings
@@ -161,3 +164,48 @@ def test_the_engines_a_process_keeps_are_bounded_and_closed(tmp_path) -> None:
         assert [e.message for e in instance.all_logs(runs[-1].run_id)] == ["after the wipe"]
         storage.dispose()
         assert storage._engines == {}
+
+
+def test_databases_with_a_schema_open_without_the_migration_scripts(tmp_path, monkeypatch) -> None:
+    from alembic.script import ScriptDirectory
+
+    loads: list[str] = []
+    real = ScriptDirectory.from_config
+
+    def counted(config, *args, **kwargs):
+        loads.append(config.get_main_option("script_location") or "")
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(ScriptDirectory, "from_config", counted)
+    settings = _settings(tmp_path)
+    with open_instance(settings) as first:  # a new home: Dagster creates and stamps the schema
+        run_id = _three_messages.execute_in_process(instance=first).run_id
+    assert loads, "a new home's databases are created through Dagster's migrations"
+    home = settings.paths.dagster_home
+    for db in ("runs", "schedules", "index"):
+        found = list(home.rglob(f"{db}.db"))
+        assert len(found) == 1, found
+        engine = sa.create_engine(f"sqlite:///{found[0]}")
+        assert schema_ready(engine), db
+        engine.dispose()
+
+    loads.clear()
+    with open_instance(settings) as again:  # what a run worker or a sensor evaluation does
+        assert _messages(again, run_id) == ["message 0", "message 1", "message 2"]
+        assert again.get_run_by_id(run_id).is_success  # type: ignore[union-attr]
+        assert loads == []
+        second = _three_messages.execute_in_process(instance=again)  # a new run's database
+        assert _messages(again, second.run_id) == ["message 0", "message 1", "message 2"]
+    assert loads  # created by Dagster's code
+
+    # a database without a revision (an interrupted first start) goes through Dagster's code
+    runs_db = next(home.rglob("runs.db"))
+    runs_db.unlink()
+    runs_db.touch()
+    loads.clear()
+    with open_instance(settings) as repaired:
+        assert repaired.get_runs() == []  # the history was in the deleted file
+    assert loads
+    engine = sa.create_engine(f"sqlite:///{runs_db}")
+    assert schema_ready(engine, "instance_info")
+    engine.dispose()

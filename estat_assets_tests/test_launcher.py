@@ -31,7 +31,8 @@ from estat_assets_tests import devserver
 
 PROBE = textwrap.dedent(
     """
-    import importlib, json, sys
+    import importlib, json, os, sys, tempfile
+    from pathlib import Path
     from estat_assets.launcher import PRELOAD
     for module in PRELOAD:
         importlib.import_module(module)
@@ -39,21 +40,91 @@ PROBE = textwrap.dedent(
     own = sorted(m for m in preloaded if m.split(".")[0] == "estat_assets")
     import estat_assets.definitions
     skip = set(sys.stdlib_module_names) | {"estat_assets"}
-    added = {m for m in set(sys.modules) - preloaded if m.split(".")[0] not in skip}
-    print(json.dumps({"own": own, "added": sorted(added)}))
+    code = {m for m in set(sys.modules) - preloaded if m.split(".")[0] not in skip}
+
+    # what a run worker does before its first step: open the instance, build the definitions
+    # and the plan of a job, capture the logs
+    import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+    from dagster._core.execution.api import create_execution_plan
+    from estat_assets.runner import instance_yaml
+
+    home = Path(tempfile.mkdtemp())
+    os.environ.update({"ESTAT_LAKE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")})
+    (home / "dagster").mkdir()
+    (home / "dagster" / "dagster.yaml").write_bytes(instance_yaml(home / "dagster"))
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    repo = ReconstructableRepository.for_module(
+        "estat_assets.definitions", "defs", working_directory=os.getcwd()
+    )
+    job = ReconstructableJob(repo, repo.get_definition().get_all_jobs()[0].name)
+    instance.create_run_for_job(job.get_definition(), execution_plan=create_execution_plan(job))
+    with instance.compute_log_manager.capture_logs(["probe"]):
+        pass
+    importlib.import_module("dagster._core.executor.in_process")
+    run = {m for m in set(sys.modules) - preloaded if m.split(".")[0] not in skip}
+    print(json.dumps({"own": own, "added": sorted(code), "run": sorted(run)}))
     """
 )
 
 
-def test_the_spare_preloads_every_library_of_the_code_location_and_none_of_its_code() -> None:
+def test_the_server_preloads_every_library_of_a_run_and_none_of_its_code() -> None:
     out = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=180
     )
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     # only the launcher module itself (the spare runs it), never the code location's modules
     assert probe["own"] == ["estat_assets", "estat_assets.launcher"], probe["own"]
     assert probe["added"] == [], probe["added"]  # no third-party module left to import
+    assert probe["run"] == [], probe["run"]  # nor for the instance, the definitions, the plan
     assert len(set(PRELOAD)) == len(PRELOAD)
+
+
+DEFINITIONS_ONCE = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    Path(sys.argv[1], "probe_location.py").write_text(
+        "import dagster as dg\\n"
+        "BUILT = []\\n"
+        "@dg.definitions\\n"
+        "def defs():\\n"
+        "    BUILT.append(1)\\n"
+        "    return dg.Definitions(assets=[dg.AssetSpec('a')])\\n"
+    )
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from estat_assets.launcher import build_definitions_once
+    import probe_location
+
+    def repo():
+        return ReconstructableRepository.for_module(
+            "probe_location", "defs", working_directory=sys.argv[1]
+        )
+    before = [repo().get_definition(), repo().get_definition()]
+    build_definitions_once()
+    build_definitions_once()  # twice is once
+    after = [repo().get_definition(), repo().get_definition()]
+    print(json.dumps({
+        "built": len(probe_location.BUILT),
+        "before_same": before[0] is before[1],
+        "after_same": after[0] is after[1],
+    }))
+    """
+)
+
+
+def test_a_run_worker_builds_its_definitions_once(tmp_path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", DEFINITIONS_ONCE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    # Dagster alone builds them on each call (what a worker did twice per run); then once
+    assert probe == {"built": 3, "before_same": False, "after_same": True}, probe
 
 
 def test_a_library_changed_on_disk_since_the_spare_imported_it_is_noticed(
