@@ -12,6 +12,12 @@ The file layout, the schema and the migrations are Dagster's own (the same ``his
 the default ``storage: sqlite``), so an existing home works unchanged, and production
 (Postgres, ``deploy/dagster.yaml``) is not concerned.
 
+Opening a storage is cheap too: Dagster checks each database's alembic revision by loading and
+executing every migration script it ships (~40 files, three times per instance), and a new
+instance is opened per sensor evaluation in the code server and once per run worker; its code
+then creates the schema only when the database carries no revision at all. Here a database that
+carries one is opened without the scripts (one query), which is the same decision.
+
 One behaviour to keep: the UI follows a running run's log through a file watcher on the run's
 database file, which Dagster's closing connection modified after every event (its checkpoint).
 With the connection left open, a commit lands in ``<run>.db-wal``, and the database file would
@@ -36,6 +42,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
 from dagster._core.storage.sql import Connection
+from dagster._core.storage.sqlite import create_db_conn_string
 from dagster._core.storage.sqlite_storage import (
     DagsterSqliteStorage,
     _event_logs_directory,
@@ -47,6 +54,37 @@ from dagster._serdes import ConfigurableClassData
 # Engines kept per process besides the index: the runs a process writes or follows at a time
 # (a run worker writes one; the UI follows a few).
 RUN_ENGINES = 8
+
+
+def schema_ready(engine: sa.Engine, table: str | None = None) -> bool:
+    """Whether Dagster's storage code would leave this database as it is: it carries an alembic
+    revision (and ``table``, which Dagster creates apart from the migrations)."""
+    with engine.connect() as conn:
+        names = {
+            row[0]
+            for row in conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        }
+        if "alembic_version" not in names or (table is not None and table not in names):
+            return False
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).first() is not None
+
+
+def _open(
+    cls: type[SqliteRunStorage] | type[SqliteScheduleStorage],
+    base_dir: str,
+    name: str,
+    table: str | None = None,
+):
+    """``cls.from_local(base_dir)``, without its migration scripts when the schema is there."""
+    conn_string = create_db_conn_string(base_dir, name)
+    if os.path.exists(os.path.join(base_dir, f"{name}.db")):
+        engine = sa.create_engine(conn_string, poolclass=sa.NullPool)
+        try:
+            if schema_ready(engine, table):
+                return cls(conn_string)
+        finally:
+            engine.dispose()
+    return cls.from_local(base_dir)
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -77,6 +115,10 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             for old in runs[: max(0, len(runs) - RUN_ENGINES)]:
                 self._engines.pop(old).dispose()
             return engine
+
+    def _initdb(self, engine: sa.Engine, for_index_shard: bool = False) -> None:
+        if not schema_ready(engine):  # a new run's database (see the module)
+            super()._initdb(engine, for_index_shard)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -113,9 +155,13 @@ class PooledSqliteStorage(DagsterSqliteStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self.base_dir = base_dir
-        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._run_storage = _open(
+            SqliteRunStorage, _runs_directory(base_dir), "runs", "instance_info"
+        )
         self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
-        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._schedule_storage = _open(
+            SqliteScheduleStorage, _schedule_directory(base_dir), "schedules"
+        )
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()
 
