@@ -212,27 +212,37 @@ def daemon_interval():
     controller.DEFAULT_DAEMON_INTERVAL_SECONDS = before
 
 
-def test_the_instance_sets_the_backfill_daemons_tick(tmp_path, daemon_interval) -> None:
+def test_the_instance_sets_the_backfill_and_queue_daemons_ticks(tmp_path, daemon_interval) -> None:
     """The daemon builds the run coordinator from dagster.yaml before its threads start; the
-    backfill loop then reads Dagster's constant, which the coordinator's config has set."""
+    backfill loop then reads Dagster's constant, which the coordinator's config has set, and the
+    queue daemon is built with the coordinator's ``dequeue_interval_seconds``, a fraction here."""
+    from dagster._daemon.controller import create_daemon_of_type
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+        QueuedRunCoordinatorDaemon,
+    )
+
     daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS = 30
     settings = Settings.from_env({"ESTAT_LAKE_HOME": str(tmp_path / "home")})
     with open_instance(settings) as instance:
         assert isinstance(instance.run_coordinator, EstatRunCoordinator)
         assert instance.auto_materialize_minimum_interval_seconds == 30  # pinned, not the tick
-    assert daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS == 1  # the packaged config's value
+        queue = create_daemon_of_type(QueuedRunCoordinatorDaemon.daemon_type(), instance)
+        assert queue.interval_seconds == 0.25  # the packaged dequeue_tick_seconds
+    assert daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS == 0.25  # the packaged config's value
     # what the backfill daemon's loop reads when it starts
     from dagster._daemon import backfill
 
     source = inspect.getsource(backfill.execute_backfill_iteration_loop)
     assert "from dagster._daemon.controller import DEFAULT_DAEMON_INTERVAL_SECONDS" in source
     assert "DEFAULT_DAEMON_INTERVAL_SECONDS - loop_duration" in source
-    # no value, Dagster's stays; a value below 1 is refused
+    # no value, Dagster's stays, and the queue's whole seconds; a tick below 0.1 s is refused
     daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS = 30
-    EstatRunCoordinator.from_config_value(None, {"dequeue_interval_seconds": 1})
+    plain = EstatRunCoordinator.from_config_value(None, {"dequeue_interval_seconds": 2})
     assert daemon_interval.DEFAULT_DAEMON_INTERVAL_SECONDS == 30
-    with pytest.raises(ValueError, match="at least 1"):
-        EstatRunCoordinator.from_config_value(None, {"backfill_tick_seconds": 0})
+    assert plain.dequeue_interval_seconds == 2
+    for key in ("backfill_tick_seconds", "dequeue_tick_seconds"):
+        with pytest.raises(ValueError, match=r"at least 0\.1"):
+            EstatRunCoordinator.from_config_value(None, {key: 0.05})
 
 
 def test_production_sets_a_backfill_tick_and_pins_automation() -> None:
