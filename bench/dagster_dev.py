@@ -150,7 +150,7 @@ class RssSampler:
         self.every = every
         self.peak: dict[int, int] = {}
         self.created: dict[int, float] = {}  # pid → process start (epoch seconds)
-        self.parent_created: dict[int, float] = {}  # pid → its parent's start
+        self.parent: dict[int, int] = {}  # pid → its parent's pid
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -161,6 +161,22 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+
+    def servers(self) -> set[int]:
+        """The fork servers of the process group now (the launcher starts one with its first
+        run); compared by pid, as process start times from ``/proc`` are only as exact as the
+        kernel's boot time, a whole second."""
+        import psutil
+
+        found = set()
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                cmd = " ".join(proc.info["cmdline"] or ())
+                if "multiprocessing.forkserver import main" in cmd and (
+                    os.getpgid(proc.pid) == self.pgid
+                ):
+                    found.add(proc.pid)
+        return found
 
     def _loop(self) -> None:
         import psutil
@@ -176,9 +192,7 @@ class RssSampler:
                     if is_worker and os.getpgid(proc.pid) == self.pgid:
                         workers[proc.pid] = proc
                         self.created[proc.pid] = proc.create_time()
-                        parent = proc.parent()
-                        if parent is not None:
-                            self.parent_created[proc.pid] = parent.create_time()
+                        self.parent[proc.pid] = proc.ppid()
             for pid, proc in list(workers.items()):
                 try:
                     rss = proc.memory_info().rss

@@ -445,6 +445,7 @@ def daemon_load(
     tags = {"estat/years": years} if years else None
     assert dev.proc is not None
     with RssSampler(dev.proc.pid) as rss:
+        waiting = rss.servers()  # the fork servers up before this launch
         launched = time.time()
         if how == "backfill":
             backfill = dev.launch_asset_backfill(keys, [dataset], tags)
@@ -456,8 +457,8 @@ def daemon_load(
     tl = timeline(instance, run["runId"])
     end = tl["marks"].get("END") or tl["end_time"]
     pid = int(tl["marks"].get("WORKER_PID", 0))  # the run's worker, as it says in the event log
-    server = rss.parent_created.get(pid)
-    warm = None if server is None else server < launched  # forked from a server already up?
+    server = rss.parent.get(pid)
+    warm = None if server is None else server in waiting  # forked from a server already up?
     return Figure(
         end - launched,
         rss_mb=rss.peak.get(pid, 0) / 2**20,
