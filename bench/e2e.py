@@ -206,6 +206,21 @@ def lake_env(home: Path, base: str, domains: Path) -> dict[str, str]:
     return env
 
 
+def daemon_env(home: Path, base: str, domains: Path) -> dict[str, str]:
+    """``lake_env`` for ``dagster dev``, with the benchmark's datasets registered in the lake."""
+    env = lake_env(home, base, domains)
+    subprocess.run(
+        [str(BIN / "estat-lake"), "register"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        start_new_session=True,
+        timeout=600,
+    )
+    return env
+
+
 # ---- run timelines (the event log) -------------------------------------------------------------
 
 
@@ -605,16 +620,7 @@ def main() -> int:
 
             # -- the UI path: dagster dev + daemon, asset backfills through GraphQL
             home = tmp / "daemon"
-            env = lake_env(home, base, domains)
-            subprocess.run(
-                [str(BIN / "estat-lake"), "register"],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                start_new_session=True,
-                timeout=600,
-            )
+            env = daemon_env(home, base, domains)
             daemon: dict[str, Figure] = {}
             started = time.monotonic()
             with DagsterDev(env, tmp / "dagster-dev.log") as dev:
@@ -795,16 +801,7 @@ def repeat(n: int = 6) -> int:
         with emulator(data, tmp / "emulator.log") as (_, base):
             total = overall_total(base, SMALL)
             home = tmp / "daemon"
-            env = lake_env(home, base, domains)
-            subprocess.run(
-                [str(BIN / "estat-lake"), "register"],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                start_new_session=True,
-                timeout=600,
-            )
+            env = daemon_env(home, base, domains)
             with DagsterDev(env, tmp / "dagster-dev.log") as dev:
                 import dagster as dg
 
